@@ -1,0 +1,181 @@
+"""Wrappers: episode limit/truncation, auto-reset, episode statistics, vmap batching.
+
+The usual stack for training is ``VmapWrapper(AutoResetWrapper(EpisodeStatsWrapper(
+EpisodeWrapper(env, T))), B)``; :func:`wrap_for_training` builds it. Algorithm code never
+resets an environment itself: ``AutoResetWrapper`` does it inside ``step``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from envs.core import Box, Discrete, Env, State
+
+
+class Wrapper(Env):
+    """Forwards everything to the wrapped env."""
+
+    def __init__(self, env: Env):
+        self.env = env
+
+    def reset(self, key: jax.Array) -> State:
+        return self.env.reset(key)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        return self.env.step(state, action)
+
+    @property
+    def observation_size(self) -> int:
+        return self.env.observation_size
+
+    @property
+    def action_space(self) -> Discrete | Box:
+        return self.env.action_space
+
+    @property
+    def instructions(self) -> Sequence[str]:
+        return self.env.instructions
+
+    @property
+    def max_episode_steps(self) -> int | None:
+        return self.env.max_episode_steps
+
+    @property
+    def unwrapped(self) -> Env:
+        return self.env.unwrapped
+
+    def __getattr__(self, name):
+        # Only reached for attributes not found normally: delegate to the wrapped env.
+        if name == "env":
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+
+class EpisodeWrapper(Wrapper):
+    """Counts steps; sets ``truncated`` when ``episode_length`` steps pass without termination."""
+
+    def __init__(self, env: Env, episode_length: int | None = None):
+        super().__init__(env)
+        length = episode_length if episode_length is not None else env.max_episode_steps
+        if length is None or int(length) < 1:
+            raise ValueError(f"EpisodeWrapper needs episode_length >= 1, got {episode_length!r}")
+        self.episode_length = int(length)
+
+    @property
+    def max_episode_steps(self) -> int:
+        return self.episode_length
+
+    def reset(self, key):
+        state = self.env.reset(key)
+        info = dict(state.info, steps=jnp.zeros((), jnp.int32))
+        return state.replace(info=info)
+
+    def step(self, state, action):
+        steps = state.info["steps"] + 1
+        nstate = self.env.step(state, action)
+        hit_limit = (steps >= self.episode_length).astype(jnp.float32)
+        truncated = jnp.maximum(nstate.truncated, hit_limit * (1.0 - nstate.terminated))
+        done = jnp.maximum(nstate.terminated, truncated)
+        return nstate.replace(truncated=truncated, done=done, info=dict(nstate.info, steps=steps))
+
+
+class EpisodeStatsWrapper(Wrapper):
+    """Tracks the running episode return/length/success and the last finished episode's.
+
+    ``metrics`` gains ``episode_return``, ``episode_length``, ``episode_success`` (the last
+    *finished* episode's values, held until the next one finishes) and ``episode_done``
+    (1 on the step an episode finishes). Success is success at any step of the episode.
+    """
+
+    _KEYS = ("episode_return", "episode_length", "episode_success", "episode_done")
+
+    def reset(self, key):
+        state = self.env.reset(key)
+        z = jnp.zeros((), jnp.float32)
+        info = dict(state.info, running_return=z, running_length=z, running_success=z)
+        metrics = dict(state.metrics, **{k: z for k in self._KEYS})
+        return state.replace(info=info, metrics=metrics)
+
+    def step(self, state, action):
+        nstate = self.env.step(state, action)
+        ret = state.info["running_return"] + nstate.reward
+        length = state.info["running_length"] + 1.0
+        succ = jnp.maximum(state.info["running_success"], nstate.success)
+        done = nstate.done
+        keep = 1.0 - done
+        metrics = dict(
+            nstate.metrics,
+            episode_return=jnp.where(done > 0, ret, state.metrics["episode_return"]),
+            episode_length=jnp.where(done > 0, length, state.metrics["episode_length"]),
+            episode_success=jnp.where(done > 0, succ, state.metrics["episode_success"]),
+            episode_done=done,
+        )
+        info = dict(
+            nstate.info, running_return=ret * keep, running_length=length * keep, running_success=succ * keep
+        )
+        return nstate.replace(info=info, metrics=metrics)
+
+
+class AutoResetWrapper(Wrapper):
+    """Resets an episode inside ``step`` when it is done.
+
+    The returned state after a done step is the *new* episode's first state, carrying the
+    done step's ``reward``/``done``/``terminated``/``truncated``/``success``; the last
+    observation of the finished episode is kept in ``info["final_obs"]`` (for value
+    bootstrapping on truncation). The reset key is drawn from ``info["reset_key"]``.
+    Wrapper-level counters in ``info`` (e.g. ``steps``) are taken from the fresh reset.
+    """
+
+    def reset(self, key):
+        key, reset_key = jax.random.split(key)
+        state = self.env.reset(key)
+        return state.replace(info=dict(state.info, reset_key=reset_key, final_obs=state.obs))
+
+    def step(self, state, action):
+        nstate = self.env.step(state, action)
+        reset_key, next_key = jax.random.split(state.info["reset_key"])
+        fresh = self.env.reset(reset_key)
+        done = nstate.done > 0
+
+        def pick(new, old):
+            return jnp.where(done, new, old)
+
+        data = jax.tree.map(pick, fresh.data, nstate.data)
+        obs = pick(fresh.obs, nstate.obs)
+        fresh_info = {k: v for k, v in fresh.info.items()}
+        info = {}
+        for k, v in nstate.info.items():
+            info[k] = pick(fresh_info[k], v) if k in fresh_info else v
+        # Episode statistics must persist across the reset: the stats wrapper sits inside
+        # this one and already zeroed its running values on done.
+        info["reset_key"] = next_key
+        info["final_obs"] = nstate.obs
+        return nstate.replace(data=data, obs=obs, info=info)
+
+
+class VmapWrapper(Wrapper):
+    """Batches an env over ``batch_size`` independent copies (leading axis of every leaf)."""
+
+    def __init__(self, env: Env, batch_size: int):
+        super().__init__(env)
+        if batch_size < 1:
+            raise ValueError(f"VmapWrapper needs batch_size >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+
+    def reset(self, key):
+        keys = jax.random.split(key, self.batch_size)
+        return jax.vmap(self.env.reset)(keys)
+
+    def step(self, state, action):
+        return jax.vmap(self.env.step)(state, action)
+
+
+def wrap_for_training(env: Env, num_envs: int, episode_length: int | None = None) -> Env:
+    """The standard training stack: limit -> stats -> auto-reset -> vmap over ``num_envs``."""
+    env = EpisodeWrapper(env, episode_length)
+    env = EpisodeStatsWrapper(env)
+    env = AutoResetWrapper(env)
+    return VmapWrapper(env, num_envs)
