@@ -194,11 +194,11 @@ PRESETS: dict[str, LlamaConfig] = {
         vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_layers=32, num_heads=32,
         num_kv_heads=32, rms_norm_eps=1e-5, rope_theta=1e4, max_position_embeddings=4096,
         tie_word_embeddings=False),
-    # Tiny test shape: prime vocab/width/MLP sizes, GQA with 3 query heads per KV head, and a
-    # head width that does not divide the model width.
+    # Tiny test shape: prime vocab and MLP sizes, odd width, GQA with 3 query heads per KV head,
+    # and N * H != D.
     "test-tiny": LlamaConfig(
-        vocab_size=263, hidden_size=37, intermediate_size=53, num_layers=3, num_heads=6,
-        num_kv_heads=2, head_dim=10, rms_norm_eps=1e-6, rope_theta=1e4,
+        vocab_size=263, hidden_size=45, intermediate_size=53, num_layers=3, num_heads=9,
+        num_kv_heads=3, head_dim=6, rms_norm_eps=1e-6, rope_theta=1e4,
         max_position_embeddings=128, tie_word_embeddings=False),
 }
 

@@ -1,0 +1,170 @@
+"""Checkpoint tensors -> the stacked `params` pytree, driven by a key table.
+
+This file owns the shared machinery of the loaders: a `KeyRule` says which checkpoint tensor
+names (a regex; group 1, when present, is the layer number) fill which parameter, what shape
+the checkpoint tensor must have, and how to transform it into the parameter layout.
+`assemble_params` applies a table to a stream of (name, array) pairs, checks every shape,
+reports missing and unexpected tensors by name, and stacks the per-layer tensors along L.
+The Hugging Face table lives here too (the GGUF table in gguf.py reuses its transforms).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Iterable, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from lago_jax.llm.config import LlamaConfig
+from lago_jax.llm.model import Params, param_shapes
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRule:
+  """One row of a key table."""
+
+  pattern: str
+  """Regex matched against the full checkpoint tensor name; group 1 is the layer index."""
+  param: str
+  """Target: a top-level key ("embed", "final_norm", "lm_head") or "layers/<name>"."""
+  shape: Callable[[LlamaConfig], tuple[int, ...]]
+  """Shape the checkpoint tensor must have (after undoing any storage-order reversal)."""
+  transform: Callable[[np.ndarray, LlamaConfig], np.ndarray]
+  """Checkpoint layout -> parameter layout (one layer's slice for layer parameters)."""
+
+
+def _identity(w, c):
+  return w
+
+
+def _linear_to_dnh(heads: Callable[[LlamaConfig], int]):
+  """torch Linear weight [heads*H, D] -> [D, heads, H]."""
+  return lambda w, c: w.T.reshape(c.hidden_size, heads(c), c.head_dim)
+
+
+def _o_to_nhd(w, c):
+  """o_proj weight [D, N*H] -> [N, H, D]."""
+  return w.T.reshape(c.num_heads, c.head_dim, c.hidden_size)
+
+
+def _transpose(w, c):
+  return w.T
+
+
+_d = lambda c: (c.hidden_size,)
+_q_shape = lambda c: (c.num_heads * c.head_dim, c.hidden_size)
+_kv_shape = lambda c: (c.num_kv_heads * c.head_dim, c.hidden_size)
+_o_shape = lambda c: (c.hidden_size, c.num_heads * c.head_dim)
+_ff_in_shape = lambda c: (c.intermediate_size, c.hidden_size)
+_ff_out_shape = lambda c: (c.hidden_size, c.intermediate_size)
+_vocab_shape = lambda c: (c.vocab_size, c.hidden_size)
+_q_to_dnh = _linear_to_dnh(lambda c: c.num_heads)
+_kv_to_dkh = _linear_to_dnh(lambda c: c.num_kv_heads)
+
+HF_KEY_TABLE: tuple[KeyRule, ...] = (
+    KeyRule(r"model\.embed_tokens\.weight", "embed", _vocab_shape, _identity),
+    KeyRule(r"model\.norm\.weight", "final_norm", _d, _identity),
+    KeyRule(r"lm_head\.weight", "lm_head", _vocab_shape, _transpose),
+    KeyRule(r"model\.layers\.(\d+)\.input_layernorm\.weight", "layers/input_norm", _d, _identity),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.q_proj\.weight", "layers/q_proj", _q_shape,
+            _q_to_dnh),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.k_proj\.weight", "layers/k_proj", _kv_shape,
+            _kv_to_dkh),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.v_proj\.weight", "layers/v_proj", _kv_shape,
+            _kv_to_dkh),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.o_proj\.weight", "layers/o_proj", _o_shape,
+            _o_to_nhd),
+    KeyRule(r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "layers/post_attn_norm",
+            _d, _identity),
+    KeyRule(r"model\.layers\.(\d+)\.mlp\.gate_proj\.weight", "layers/gate_proj", _ff_in_shape,
+            _transpose),
+    KeyRule(r"model\.layers\.(\d+)\.mlp\.up_proj\.weight", "layers/up_proj", _ff_in_shape,
+            _transpose),
+    KeyRule(r"model\.layers\.(\d+)\.mlp\.down_proj\.weight", "layers/down_proj", _ff_out_shape,
+            _transpose),
+)
+"""Hugging Face LlamaForCausalLM state-dict names -> params."""
+
+HF_IGNORED = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", r"model\.rotary_emb\..*")
+
+
+def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray]],
+                    table: Sequence[KeyRule], ignored: Sequence[str] = (),
+                    source: str = "checkpoint", dtype=None) -> Params:
+  """Fills the params pytree from (name, array) pairs according to `table`.
+
+  Raises ValueError naming the tensor on an unexpected name, a wrong shape, a layer index out of
+  range, or a missing tensor. When the config ties embeddings a stored lm_head is skipped.
+  Returns jax arrays in `dtype` (default the config's).
+  """
+  dtype = dtype or config.jnp_dtype
+  shapes = param_shapes(config)
+  compiled = [(re.compile(rule.pattern), rule) for rule in table]
+  ignored_re = [re.compile(p) for p in ignored]
+  top: dict[str, np.ndarray] = {}
+  layers: dict[str, np.ndarray] = {}
+  filled: dict[str, set[int]] = {}
+  for name, array in tensors:
+    for regex, rule in compiled:
+      match = regex.fullmatch(name)
+      if match:
+        break
+    else:
+      if any(r.fullmatch(name) for r in ignored_re):
+        continue
+      raise ValueError(f"{source}: unexpected tensor {name!r} (shape {tuple(array.shape)}); "
+                       "not part of a Llama model")
+    if rule.param == "lm_head" and config.tie_word_embeddings:
+      continue
+    expected = tuple(rule.shape(config))
+    if tuple(array.shape) != expected:
+      raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, expected "
+                       f"{expected} for this config")
+    value = np.asarray(rule.transform(np.asarray(array, np.float32), config))
+    if rule.param.startswith("layers/"):
+      key = rule.param.split("/", 1)[1]
+      layer = int(match.group(1))
+      if not 0 <= layer < config.num_layers:
+        raise ValueError(f"{source}: tensor {name!r} names layer {layer}, but the config has "
+                         f"{config.num_layers} layers")
+      if key not in layers:
+        layers[key] = np.zeros(shapes["layers"][key], np.float32)
+      layers[key][layer] = value
+      filled.setdefault(key, set()).add(layer)
+    else:
+      top[rule.param] = value
+  missing = [k for k in shapes if k != "layers" and k not in top]
+  for key in shapes["layers"]:
+    absent = sorted(set(range(config.num_layers)) - filled.get(key, set()))
+    if absent:
+      missing.append(f"layers/{key} (layers {absent})")
+  if missing:
+    raise ValueError(f"{source}: missing tensors for {missing}")
+  params = {k: jnp.asarray(v, dtype) for k, v in top.items()}
+  params["layers"] = {k: jnp.asarray(v, dtype) for k, v in layers.items()}
+  return params
+
+
+def params_to_hf_tensors(config: LlamaConfig, params: Params) -> dict[str, np.ndarray]:
+  """The inverse of the HF table: params -> HF state-dict names and layouts (float32 numpy)."""
+  c = config
+  p = {k: np.asarray(v, np.float32) for k, v in params.items() if k != "layers"}
+  lp = {k: np.asarray(v, np.float32) for k, v in params["layers"].items()}
+  out = {"model.embed_tokens.weight": p["embed"], "model.norm.weight": p["final_norm"]}
+  if not c.tie_word_embeddings:
+    out["lm_head.weight"] = p["lm_head"].T
+  for i in range(c.num_layers):
+    pre = f"model.layers.{i}."
+    out[pre + "input_layernorm.weight"] = lp["input_norm"][i]
+    out[pre + "post_attention_layernorm.weight"] = lp["post_attn_norm"][i]
+    out[pre + "self_attn.q_proj.weight"] = lp["q_proj"][i].reshape(c.hidden_size, -1).T
+    out[pre + "self_attn.k_proj.weight"] = lp["k_proj"][i].reshape(c.hidden_size, -1).T
+    out[pre + "self_attn.v_proj.weight"] = lp["v_proj"][i].reshape(c.hidden_size, -1).T
+    out[pre + "self_attn.o_proj.weight"] = lp["o_proj"][i].reshape(-1, c.hidden_size).T
+    out[pre + "mlp.gate_proj.weight"] = lp["gate_proj"][i].T
+    out[pre + "mlp.up_proj.weight"] = lp["up_proj"][i].T
+    out[pre + "mlp.down_proj.weight"] = lp["down_proj"][i].T
+  return {k: np.ascontiguousarray(v) for k, v in out.items()}
+

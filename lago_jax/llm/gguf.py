@@ -1,0 +1,212 @@
+"""GGUF (llama.cpp) files: read a Llama model's config, weights and tokenizer; write tiny ones.
+
+This file owns everything GGUF-specific:
+- metadata decoding (`read_metadata`) and `LlamaConfig.from_gguf_metadata`;
+- the GGUF key table (`GGUF_KEY_TABLE`): llama.cpp tensor names -> params, with the two
+  storage traps undone: GGUF lists tensor dims in reverse (fastest-varying first), and
+  llama.cpp's converter permutes the rows of attn_q / attn_k for its interleaved rotary layout
+  (`permute_qk`); `unpermute_qk` restores the half-split layout used here and by Hugging Face;
+- dequantization with `gguf.quants.dequantize`;
+- `write_gguf`, which writes a Llama model the way llama.cpp's converter does (used by tests).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from lago_jax.llm.config import LlamaConfig
+from lago_jax.llm.convert import HF_KEY_TABLE, KeyRule, assemble_params, params_to_hf_tensors
+from lago_jax.llm.model import Params
+
+
+def _gguf():
+  import gguf  # pylint: disable=import-outside-toplevel
+  return gguf
+
+
+# ----------------------------------------------------------------------------- q/k row order
+
+
+def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+  """llama.cpp's converter permutation of q/k rows: half-split -> interleaved rotary pairs.
+
+  w: [n_head * H, ...]. Within each head, row i of the first half and row i of the second half
+  become adjacent rows 2i, 2i + 1.
+  """
+  rows = w.shape[0]
+  return (w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:])
+          .swapaxes(1, 2).reshape(w.shape))
+
+
+def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+  """Inverse of `permute_qk`: interleaved rotary pairs -> half-split rows."""
+  rows = w.shape[0]
+  return (w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
+          .swapaxes(1, 2).reshape(w.shape))
+
+
+# ----------------------------------------------------------------------------- key table
+
+
+def _with(rule: KeyRule, pattern: str, pre=None) -> KeyRule:
+  transform = rule.transform
+  if pre is not None:
+    transform = lambda w, c, t=rule.transform: t(pre(w, c), c)
+  return KeyRule(pattern, rule.param, rule.shape, transform)
+
+
+_HF = {r.param: r for r in HF_KEY_TABLE}
+
+GGUF_KEY_TABLE: tuple[KeyRule, ...] = (
+    _with(_HF["embed"], r"token_embd\.weight"),
+    _with(_HF["final_norm"], r"output_norm\.weight"),
+    _with(_HF["lm_head"], r"output\.weight"),
+    _with(_HF["layers/input_norm"], r"blk\.(\d+)\.attn_norm\.weight"),
+    _with(_HF["layers/q_proj"], r"blk\.(\d+)\.attn_q\.weight",
+          pre=lambda w, c: unpermute_qk(w, c.num_heads)),
+    _with(_HF["layers/k_proj"], r"blk\.(\d+)\.attn_k\.weight",
+          pre=lambda w, c: unpermute_qk(w, c.num_kv_heads)),
+    _with(_HF["layers/v_proj"], r"blk\.(\d+)\.attn_v\.weight"),
+    _with(_HF["layers/o_proj"], r"blk\.(\d+)\.attn_output\.weight"),
+    _with(_HF["layers/post_attn_norm"], r"blk\.(\d+)\.ffn_norm\.weight"),
+    _with(_HF["layers/gate_proj"], r"blk\.(\d+)\.ffn_gate\.weight"),
+    _with(_HF["layers/up_proj"], r"blk\.(\d+)\.ffn_up\.weight"),
+    _with(_HF["layers/down_proj"], r"blk\.(\d+)\.ffn_down\.weight"),
+)
+"""llama.cpp tensor names -> params. Shapes are in numpy order (GGUF dims reversed), which for
+Llama equals the Hugging Face [out, in] layout; q/k rows are un-permuted first."""
+
+_HF_TO_GGUF = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _reader(path: str):
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"GGUF file not found: {path!r} (expected a llama.cpp .gguf file)")
+  return _gguf().GGUFReader(path)
+
+
+def read_metadata(path_or_reader: Any) -> dict[str, Any]:
+  """All key/value metadata of a GGUF file, decoded to Python values (strings, numbers, lists)."""
+  reader = _reader(path_or_reader) if isinstance(path_or_reader, str) else path_or_reader
+  meta = {}
+  for key, field in reader.fields.items():
+    if key.startswith("GGUF."):
+      continue
+    value = field.contents()
+    if isinstance(value, np.generic):
+      value = value.item()
+    meta[key] = value
+  return meta
+
+
+def _dequantized_tensors(reader) -> Iterator[tuple[str, np.ndarray]]:
+  """(name, float32 array in numpy order) for every tensor in the file."""
+  dequantize = _gguf().quants.dequantize
+  for tensor in reader.tensors:
+    shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))  # GGUF dims are reversed
+    array = dequantize(tensor.data, tensor.tensor_type)
+    yield tensor.name, np.asarray(array, np.float32).reshape(shape)
+
+
+def load_gguf(path: str, dtype: Any = None) -> tuple[LlamaConfig, Params, dict[str, Any]]:
+  """Reads a Llama GGUF file -> (config, params, metadata).
+
+  Raises FileNotFoundError for a missing file, ValueError for a non-Llama architecture or a
+  tensor whose shape disagrees with the metadata (naming the tensor, expected and found shape).
+  """
+  reader = _reader(path)
+  meta = read_metadata(reader)
+  names = {t.name for t in reader.tensors}
+  config = LlamaConfig.from_gguf_metadata(meta, tie_word_embeddings="output.weight" not in names,
+                                          dtype=dtype or "float32")
+  if int(meta.get("llama.rope.dimension_count", config.head_dim)) != config.head_dim:
+    raise ValueError(f"{path}: partial rotary (llama.rope.dimension_count="
+                     f"{meta['llama.rope.dimension_count']}, head_dim={config.head_dim}) is not "
+                     "supported")
+  params = assemble_params(config, _dequantized_tensors(reader), GGUF_KEY_TABLE, source=path)
+  return config, params, meta
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_gguf(path: str, config: LlamaConfig, hf_tensors: Optional[dict[str, np.ndarray]] = None,
+               params: Optional[Params] = None,
+               tokenizer_metadata: Optional[dict[str, Any]] = None) -> None:
+  """Writes a float32 Llama GGUF file the way llama.cpp's converter lays it out.
+
+  Give either Hugging Face-named tensors ([out, in] layout) or our params. q/k rows are permuted
+  with `permute_qk`, names are mapped to llama.cpp's, and the writer stores dims reversed.
+  tokenizer_metadata: optional {"tokens": [...], "merges": [...], "token_type": [...],
+  "bos_token_id": int, "eos_token_id": int, "model": "gpt2", "pre": str}.
+  """
+  gguf = _gguf()
+  if hf_tensors is None:
+    hf_tensors = params_to_hf_tensors(config, params)
+  writer = gguf.GGUFWriter(path, "llama")
+  writer.add_name("lago-jax-llama")
+  writer.add_context_length(config.max_position_embeddings)
+  writer.add_embedding_length(config.hidden_size)
+  writer.add_block_count(config.num_layers)
+  writer.add_feed_forward_length(config.intermediate_size)
+  writer.add_head_count(config.num_heads)
+  writer.add_head_count_kv(config.num_kv_heads)
+  writer.add_key_length(config.head_dim)
+  writer.add_value_length(config.head_dim)
+  writer.add_rope_dimension_count(config.head_dim)
+  writer.add_rope_freq_base(config.rope_theta)
+  writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+  writer.add_vocab_size(config.vocab_size)
+  writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+  if tokenizer_metadata:
+    tm = tokenizer_metadata
+    writer.add_tokenizer_model(tm.get("model", "gpt2"))
+    if "pre" in tm:
+      writer.add_tokenizer_pre(tm["pre"])
+    writer.add_token_list(tm["tokens"])
+    if "token_type" in tm:
+      writer.add_token_types(tm["token_type"])
+    if "merges" in tm:
+      writer.add_token_merges(tm["merges"])
+    if "bos_token_id" in tm:
+      writer.add_bos_token_id(tm["bos_token_id"])
+    if "eos_token_id" in tm:
+      writer.add_eos_token_id(tm["eos_token_id"])
+    writer.add_add_bos_token(bool(tm.get("add_bos_token", False)))
+  for name, w in hf_tensors.items():
+    if name == "lm_head.weight" and config.tie_word_embeddings:
+      continue
+    w = np.ascontiguousarray(np.asarray(w, np.float32))
+    if name.startswith("model.layers."):
+      layer, rest = name[len("model.layers."):].split(".", 1)
+      if rest == "self_attn.q_proj.weight":
+        w = permute_qk(w, config.num_heads)
+      elif rest == "self_attn.k_proj.weight":
+        w = permute_qk(w, config.num_kv_heads)
+      gguf_name = f"blk.{layer}.{_HF_TO_GGUF[rest]}"
+    else:
+      gguf_name = _HF_TO_GGUF[name]
+    writer.add_tensor(gguf_name, np.ascontiguousarray(w))
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()
+  writer.close()
