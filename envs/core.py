@@ -105,7 +105,12 @@ class Env(abc.ABC):
 
     @abc.abstractmethod
     def step(self, state: State, action: jax.Array) -> State:
-        """Advance one step. Pure: returns a new ``State``."""
+        """Advance one step. Pure: returns a new ``State``.
+
+        Set ``reward``, ``terminated``, ``truncated``, ``done`` and ``success`` explicitly:
+        ``state.replace`` would keep the previous step's values, and after an auto-reset those
+        are the finished episode's (``done = 1``), which would end every following episode.
+        """
 
     @property
     @abc.abstractmethod

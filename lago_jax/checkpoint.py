@@ -1,0 +1,143 @@
+"""Orbax checkpoints of PPO runs: atomic saves, validated restores, clear errors.
+
+Layout: ``<directory>/<step>/{state,config,meta}`` managed by ``orbax.checkpoint.CheckpointManager``
+(``step`` = updates done). ``state`` is the whole ``TrainState`` pytree, ``config`` the
+``PPOConfig`` as JSON, ``meta`` a small JSON record (step, format version).
+
+Atomicity: Orbax writes a step into a temporary directory
+``<step>.orbax-checkpoint-tmp-*`` and renames it to ``<step>`` only after every item is written
+(the rename is the commit). Steps are listed from finalised directories only, so a save that
+was interrupted is never picked up; ``latest_step`` here additionally requires the step
+directory to hold Orbax's ``_CHECKPOINT_METADATA`` file and all three items.
+
+A missing or unreadable checkpoint raises :class:`CheckpointError` naming the path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+ITEMS = ("state", "config", "meta")
+FORMAT_VERSION = 1
+_METADATA_FILE = "_CHECKPOINT_METADATA"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, corrupt or does not match the run."""
+
+
+def _step_complete(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, _METADATA_FILE)) and all(
+        os.path.isdir(os.path.join(path, item)) for item in ITEMS
+    )
+
+
+class Checkpointer:
+    """Saves and restores PPO train states under ``directory`` (created on first save)."""
+
+    def __init__(self, directory: str, max_to_keep: int | None = 3, create: bool = True):
+        self.directory = os.path.abspath(directory)
+        if not create and not os.path.isdir(self.directory):
+            raise CheckpointError(f"checkpoint directory {self.directory} does not exist")
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+
+    def all_steps(self) -> list[int]:
+        """Finalised, complete steps, ascending."""
+        self._manager.reload()
+        return sorted(s for s in self._manager.all_steps() if _step_complete(self.step_path(s)))
+
+    def latest_step(self) -> int | None:
+        steps = self.all_steps()
+        return steps[-1] if steps else None
+
+    def step_path(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def save(self, step: int, state: Any, config: dict, meta: dict | None = None) -> None:
+        """Write ``state`` (a pytree of arrays) and ``config`` (a JSON-able dict) as ``step``; blocks."""
+        meta = dict(meta or {}, step=int(step), format_version=FORMAT_VERSION)
+        state = jax.device_get(state)
+        self._manager.save(
+            int(step),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                config=ocp.args.JsonSave(config),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+
+    def _require(self, step: int) -> str:
+        path = self.step_path(step)
+        if not os.path.isdir(path):
+            raise CheckpointError(f"no checkpoint at {path} (complete steps in {self.directory}: {self.all_steps()})")
+        if not _step_complete(path):
+            raise CheckpointError(f"checkpoint {path} is incomplete: expected {_METADATA_FILE} and items {ITEMS}")
+        return path
+
+    def restore_config(self, step: int) -> dict:
+        path = self._require(step)
+        file = os.path.join(path, "config", "metadata")
+        try:
+            out = self._manager.restore(int(step), args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+            return dict(out["config"])
+        except Exception as e:  # noqa: BLE001 - any failure to read is reported with the path
+            raise CheckpointError(f"cannot read the config of checkpoint {path} ({file}): {type(e).__name__}: {e}") from e
+
+    def restore_state(self, step: int, abstract_state: Any) -> Any:
+        """Restore ``step``'s state into the structure of ``abstract_state`` (arrays or ShapeDtypeStructs)."""
+        path = self._require(step)
+        device = jax.local_devices()[0]
+        target = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
+            abstract_state,
+        )
+        try:
+            out = self._manager.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+            state = out["state"]
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt or does not match this run's state: {type(e).__name__}: {e}"
+            ) from e
+        leaves = jax.tree.leaves(state)
+        if len(leaves) != len(jax.tree.leaves(target)):
+            raise CheckpointError(f"checkpoint {path} holds a different state structure than this run")
+        for got, want in zip(leaves, jax.tree.leaves(target)):
+            if tuple(np.shape(got)) != tuple(want.shape):
+                raise CheckpointError(f"checkpoint {path}: array shape {np.shape(got)} != expected {want.shape}")
+        return state
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def load_config(directory: str, step: int | None = None) -> tuple[dict, int]:
+    """The saved config dict and step of ``step`` (default: latest) in ``directory``."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"checkpoint directory {os.path.abspath(directory)} does not exist")
+    mgr = Checkpointer(directory, create=False)
+    try:
+        step = mgr.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
+        return mgr.restore_config(step), step
+    finally:
+        mgr.close()
+
+
+def read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e

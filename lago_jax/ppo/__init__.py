@@ -1,0 +1,97 @@
+"""KL-guided PPO (LaGO stage 2) in the purejaxrl/brax shape.
+
+Files: ``config.py`` (``PPOConfig``), ``networks.py`` (actor-critic, observation normaliser),
+``rollout.py`` (``Transition``, the rollout scan), ``gae.py``, ``loss.py`` (PPO + beta * KL),
+``train.py`` (``make_train``, ``run``), ``evaluate.py``.
+
+Entry points::
+
+    train = make_train(config, env, prior=None, mesh=None)    # jitted
+    out = train(jax.random.PRNGKey(0), prior_params)            # TrainOutput(state, metrics)
+    outs = jax.vmap(train, in_axes=(0, None))(keys, prior_params)   # several seeds
+    result = run(config, env, out_dir, prior, prior_params)     # host loop, checkpoints, logs
+    stats = evaluate(out_dir, env, episodes=64, seed=0)          # from the latest checkpoint
+
+The prior contract (what an LLM or MLP prior must implement)
+------------------------------------------------------------
+A prior is any object with a method::
+
+    prior.apply(prior_params, obs, instruction_id) -> Distribution
+
+* ``prior_params``: any pytree (e.g. 135M parameters). It is passed to ``train(key,
+  prior_params)`` / ``run(..., prior_params=...)`` as an *argument*, never closed over, and is
+  replicated across devices under data parallelism. ``prior`` itself is a static Python
+  object closed over by the jitted functions: keep arrays that should be traced in
+  ``prior_params``, not on the object.
+* ``obs``: ``[B, obs_dim]`` float32 **raw** (un-normalised) observations, exactly what the env
+  returned. ``B`` is the number of environments on this device.
+* ``instruction_id``: ``[B]`` int32, ``state.info["instruction_id"]`` of each env (an index into
+  ``env.instructions``; host-side tokenisation is the prior's business).
+* returns a :class:`lago_jax.distributions.Categorical` with ``logits [B, n]`` for a
+  ``Discrete(n)`` env, or a :class:`lago_jax.distributions.DiagGaussian` with ``mean, log_std
+  [B, dim]`` for a ``Box(dim)`` env: the same family and shape as the policy. Gaussian priors
+  live in the same unclipped action space as the policy's samples.
+* It must be pure and jittable: it is called inside the jitted rollout ``lax.scan`` once per
+  step, wrapped in ``stop_gradient``; its output is stored on ``Transition.prior_dist`` and
+  reused by every epoch of the update.
+
+The loss then adds ``beta * mean(kl_divergence(pi, prior_dist, config.kl_direction))``
+(``"reverse"``: KL(pi || prior), ``"forward"``: KL(prior || pi)); beta follows
+``config.kl_schedule`` (:mod:`lago_jax.prior.schedule`). Without a prior, or with beta = 0,
+the update is exactly PPO. Metrics carry ``kl_prior`` (per minibatch) and ``beta`` (per update).
+"""
+
+from lago_jax.ppo.config import PPOConfig
+from lago_jax.ppo.evaluate import evaluate, evaluate_params
+from lago_jax.ppo.networks import ActorCritic, ObsNormStats
+from lago_jax.ppo.rollout import Transition
+from lago_jax.ppo.train import (
+    PPO,
+    NonFiniteLossError,
+    RunResult,
+    TrainOutput,
+    TrainState,
+    make_ppo,
+    make_train,
+    metrics_to_rows,
+    run,
+)
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    Protocol = object  # type: ignore
+
+from typing import Any
+
+import jax
+
+from lago_jax.distributions import Distribution
+
+
+class Prior(Protocol):
+    """The prior contract (see the module docstring)."""
+
+    def apply(self, prior_params: Any, obs: jax.Array, instruction_id: jax.Array) -> Distribution:
+        """``obs [B, obs_dim]`` raw float32, ``instruction_id [B]`` int32 -> distribution over ``[B, A]``."""
+        ...
+
+
+__all__ = [
+    "ActorCritic",
+    "NonFiniteLossError",
+    "ObsNormStats",
+    "PPO",
+    "PPOConfig",
+    "Prior",
+    "RunResult",
+    "TrainOutput",
+    "TrainState",
+    "Transition",
+    "evaluate",
+    "evaluate_params",
+    "make_ppo",
+    "make_train",
+    "metrics_to_rows",
+    "run",
+]

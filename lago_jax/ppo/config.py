@@ -1,0 +1,154 @@
+"""``PPOConfig``: every knob of (KL-guided) PPO, frozen and validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "silu")
+KL_SCHEDULES = ("constant", "linear", "adaptive")
+KL_DIRECTIONS = ("reverse", "forward")
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Hyper-parameters of one PPO run. Sizes are global (summed over all devices)."""
+
+    num_envs: int = 16
+    """Parallel environments in total; split evenly over the devices of a data-parallel run."""
+    num_steps: int = 64
+    """Rollout length T: env steps per environment per update. Divisible by ``num_minibatches``."""
+    total_timesteps: int | None = None
+    """Training length in env steps; ``num_updates = total_timesteps // (num_envs * num_steps)``.
+    Give this or ``num_updates``."""
+    num_updates: int | None = None
+    """Training length in updates (one rollout + ``update_epochs`` epochs each). Overrides
+    ``total_timesteps`` when both are given."""
+    update_epochs: int = 4
+    """SGD epochs over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per epoch. Each minibatch holds ``num_steps / num_minibatches`` randomly chosen
+    time steps of *every* environment (a per-environment shuffle), so a data-parallel shard of a
+    minibatch is exactly that minibatch restricted to the shard's environments."""
+    gamma: float = 0.99
+    """Discount factor, in [0, 1]."""
+    gae_lambda: float = 0.95
+    """GAE lambda, in [0, 1]."""
+    clip_eps: float = 0.2
+    """PPO ratio clip (and value clip when ``clip_value``), > 0."""
+    clip_value: bool = True
+    """Clip the value update to ``old_value +- clip_eps`` (the max of clipped/unclipped losses)."""
+    vf_coef: float = 0.5
+    """Weight of the value loss, >= 0."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus, >= 0."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip, > 0."""
+    lr: float = 3e-4
+    """Adam learning rate, > 0."""
+    anneal_lr: bool = True
+    """Linearly anneal the learning rate to 0 over ``num_updates``."""
+    normalize_advantages: bool = True
+    """Standardise advantages per minibatch (statistics averaged over devices)."""
+    normalize_obs: bool = True
+    """Normalise observations with running mean/variance kept in the train state."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and of the critic MLP (separate trunks)."""
+    activation: str = "tanh"
+    """Hidden activation, one of ``ACTIVATIONS``."""
+    log_std_init: float = 0.0
+    """Initial value of the state-independent Gaussian log-std (continuous actions only)."""
+    kl_coef: float = 0.0
+    """beta: weight of the KL penalty toward the prior at the start of training, >= 0.
+    0 (the default) is vanilla PPO."""
+    kl_schedule: str = "constant"
+    """How beta evolves: ``"constant"``, ``"linear"`` (to ``kl_coef_final`` over training) or
+    ``"adaptive"`` (doubles/halves to track ``kl_target``)."""
+    kl_coef_final: float = 0.0
+    """beta at the last update for the linear schedule, >= 0."""
+    kl_target: float = 0.01
+    """Target KL to the prior for the adaptive schedule, > 0."""
+    kl_coef_min: float = 1e-4
+    """Lower clip of the adaptive beta, > 0."""
+    kl_coef_max: float = 10.0
+    """Upper clip of the adaptive beta, >= ``kl_coef_min``."""
+    kl_direction: str = "reverse"
+    """``"reverse"``: KL(pi || prior); ``"forward"``: KL(prior || pi)."""
+    episode_length: int | None = None
+    """Episode limit (truncation) applied by ``EpisodeWrapper``; None uses the env's own."""
+    checkpoint_every: int = 10
+    """Updates per jitted chunk in :func:`lago_jax.ppo.train.run`; a checkpoint follows each chunk."""
+    seed: int = 0
+    """Seed used by :func:`lago_jax.ppo.train.run`."""
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: expected {expected}")
+
+        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(name, "an integer >= 1")
+        if self.num_updates is None and self.total_timesteps is None:
+            raise ValueError("PPOConfig needs num_updates or total_timesteps; both are None")
+        if self.num_updates is not None and (not isinstance(self.num_updates, int) or self.num_updates < 1):
+            bad("num_updates", "an integer >= 1 or None")
+        if self.num_updates is None and self.total_timesteps < self.num_envs * self.num_steps:
+            bad("total_timesteps", f">= num_envs * num_steps = {self.num_envs * self.num_steps} (one update)")
+        if self.num_steps % self.num_minibatches:
+            bad("num_minibatches", f"a divisor of num_steps={self.num_steps}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                bad(name, "a value in [0, 1]")
+        for name in ("clip_eps", "max_grad_norm", "lr", "kl_target", "kl_coef_min"):
+            if not getattr(self, name) > 0:
+                bad(name, "a value > 0")
+        for name in ("vf_coef", "ent_coef", "kl_coef", "kl_coef_final"):
+            if not getattr(self, name) >= 0:
+                bad(name, "a value >= 0")
+        if not self.kl_coef_max >= self.kl_coef_min:
+            bad("kl_coef_max", f">= kl_coef_min={self.kl_coef_min}")
+        if self.activation not in ACTIVATIONS:
+            bad("activation", f"one of {ACTIVATIONS}")
+        if self.kl_schedule not in KL_SCHEDULES:
+            bad("kl_schedule", f"one of {KL_SCHEDULES}")
+        if self.kl_direction not in KL_DIRECTIONS:
+            bad("kl_direction", f"one of {KL_DIRECTIONS}")
+        hs = tuple(self.hidden_sizes)
+        if not hs or any(not isinstance(h, int) or h < 1 for h in hs):
+            bad("hidden_sizes", "a non-empty tuple of integers >= 1")
+        object.__setattr__(self, "hidden_sizes", hs)
+        if self.episode_length is not None and self.episode_length < 1:
+            bad("episode_length", "an integer >= 1 or None")
+
+    @property
+    def updates(self) -> int:
+        """The number of updates this config trains for."""
+        if self.num_updates is not None:
+            return self.num_updates
+        return self.total_timesteps // (self.num_envs * self.num_steps)
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps per update, over all devices."""
+        return self.num_envs * self.num_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PPOConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown PPOConfig fields {unknown}; known: {sorted(names)}")
+        d = dict(d)
+        if "hidden_sizes" in d:
+            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        return cls(**d)

@@ -1,0 +1,101 @@
+"""Evaluating a policy: from a checkpoint directory, or from parameters in memory.
+
+``evaluate(checkpoint_dir, env, episodes, seed, greedy=True)`` restores the latest checkpoint
+(config, parameters, observation statistics), runs ``episodes`` episodes in parallel (each until
+``done`` or the env's episode limit, no auto-reset) and reports return and success.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.core import Env
+from envs.wrappers import EpisodeWrapper
+from lago_jax.ppo.config import PPOConfig
+from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, normalize_obs
+from lago_jax.ppo.rollout import env_action, sample_actions
+
+
+def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: int | None, normalize: bool, greedy: bool):
+    """``eval_fn(params, obs_stats, key) -> dict of [episodes] arrays`` (jitted)."""
+    env = EpisodeWrapper(env, episode_length)
+    horizon = env.max_episode_steps
+
+    def eval_fn(params, obs_stats: ObsNormStats, key: jax.Array) -> dict:
+        reset_key, act_key = jax.random.split(key)
+        state = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
+
+        def step(carry, step_key):
+            state, alive, ret, length, success = carry
+            dist = network.apply(params, normalize_obs(obs_stats, state.obs, normalize), method=ActorCritic.policy)
+            if greedy:
+                action = dist.mode()
+            else:
+                action = sample_actions(dist, jax.random.split(step_key, episodes))
+            nstate = jax.vmap(env.step)(state, env_action(action, env.action_space))
+            ret = ret + alive * nstate.reward
+            length = length + alive
+            success = jnp.maximum(success, alive * nstate.success)
+            alive = alive * (1.0 - nstate.done)
+            return (nstate, alive, ret, length, success), None
+
+        z = jnp.zeros((episodes,), jnp.float32)
+        carry = (state, jnp.ones((episodes,), jnp.float32), z, z, z)
+        (_, _, ret, length, success), _ = jax.lax.scan(step, carry, jax.random.split(act_key, horizon))
+        return dict(returns=ret, lengths=length, successes=success)
+
+    return jax.jit(eval_fn)
+
+
+def summarize(out: dict) -> dict[str, float]:
+    ret, length, succ = (np.asarray(out[k]) for k in ("returns", "lengths", "successes"))
+    return dict(
+        return_mean=float(ret.mean()),
+        return_std=float(ret.std()),
+        success_rate=float(succ.mean()),
+        length_mean=float(length.mean()),
+        episodes=int(ret.shape[0]),
+    )
+
+
+def evaluate_params(
+    config: PPOConfig, env: Env, params: Any, obs_stats: ObsNormStats, episodes: int = 64, seed: int = 0, greedy: bool = True
+) -> dict[str, float]:
+    """Evaluate in-memory ``params``/``obs_stats`` (e.g. ``TrainOutput.state``)."""
+    network = make_network(config, env.action_space)
+    fn = make_eval_fn(network, env, episodes, config.episode_length, config.normalize_obs, greedy)
+    return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
+
+
+def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, greedy: bool = True, step: int | None = None) -> dict[str, float]:
+    """Restore the checkpoint (latest, or ``step``) in ``checkpoint_dir`` and evaluate it.
+
+    ``checkpoint_dir`` is either the ``checkpoints`` folder or a run's ``out_dir`` holding it.
+    Returns ``return_mean, return_std, success_rate, length_mean, episodes, step``.
+    Raises ``CheckpointError`` when no readable checkpoint is there.
+    """
+    from lago_jax.checkpoint import Checkpointer, CheckpointError
+    from lago_jax.ppo.train import make_ppo
+
+    if os.path.isdir(os.path.join(checkpoint_dir, "checkpoints")):
+        checkpoint_dir = os.path.join(checkpoint_dir, "checkpoints")
+    if not os.path.isdir(checkpoint_dir):
+        raise CheckpointError(f"checkpoint directory {os.path.abspath(checkpoint_dir)} does not exist")
+    mgr = Checkpointer(checkpoint_dir, create=False)
+    try:
+        step = mgr.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
+        config = PPOConfig.from_dict(mgr.restore_config(step))
+        abstract = jax.eval_shape(make_ppo(config, env).init, jax.random.PRNGKey(0))
+        state = mgr.restore_state(step, abstract)
+    finally:
+        mgr.close()
+    result = evaluate_params(config, env, state.params, state.obs_stats, episodes, seed, greedy)
+    result["step"] = int(step)
+    return result

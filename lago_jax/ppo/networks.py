@@ -1,0 +1,123 @@
+"""The actor-critic MLP and the running observation normaliser.
+
+* ``ActorCritic``: separate actor and critic trunks (``hidden_sizes``, orthogonal init). The actor
+  gives a ``Categorical`` (discrete) or a ``DiagGaussian`` with a state-independent ``log_std``
+  parameter (continuous). Continuous actions are sampled unclipped; the rollout clips them to the
+  ``Box`` bounds only when sending them to the env, and log-probs are of the unclipped sample.
+* ``ObsNormStats``: running count/mean/variance of raw observations, updated once per rollout
+  (batch statistics averaged over devices) and applied as ``clip((obs - mean) / std, +-10)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from envs.core import Box, Discrete
+from lago_jax import parallel
+from lago_jax.distributions import Categorical, DiagGaussian, Distribution
+
+_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu, "silu": nn.silu}
+OBS_CLIP = 10.0
+OBS_EPS = 1e-8
+
+
+class MLP(nn.Module):
+    """Hidden layers with ``activation``, then a linear output of ``out_dim``."""
+
+    hidden_sizes: Sequence[int]
+    out_dim: int
+    activation: str
+    out_scale: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = _ACTIVATIONS[self.activation]
+        for h in self.hidden_sizes:
+            x = act(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+
+
+class ActorCritic(nn.Module):
+    """``obs [..., obs_dim]`` (normalised) -> (``Distribution`` over ``[..., A]``, value ``[...]``)."""
+
+    action_dim: int
+    discrete: bool
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+
+    def setup(self):
+        self.actor = MLP(self.hidden_sizes, self.action_dim, self.activation, 0.01)
+        self.critic = MLP(self.hidden_sizes, 1, self.activation, 1.0)
+        if not self.discrete:
+            self.log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
+
+    def policy(self, obs: jax.Array) -> Distribution:
+        out = self.actor(obs)
+        if self.discrete:
+            return Categorical(logits=out)
+        return DiagGaussian(mean=out, log_std=jnp.broadcast_to(self.log_std, out.shape))
+
+    def value(self, obs: jax.Array) -> jax.Array:
+        return self.critic(obs)[..., 0]
+
+    def __call__(self, obs: jax.Array) -> tuple[Distribution, jax.Array]:
+        return self.policy(obs), self.value(obs)
+
+
+def make_network(config, action_space: Discrete | Box) -> ActorCritic:
+    """The ``ActorCritic`` for ``action_space`` with ``config``'s sizes (a ``PPOConfig``)."""
+    if isinstance(action_space, Discrete):
+        return ActorCritic(action_space.n, True, config.hidden_sizes, config.activation, config.log_std_init)
+    if isinstance(action_space, Box):
+        return ActorCritic(action_space.dim, False, config.hidden_sizes, config.activation, config.log_std_init)
+    raise TypeError(f"unsupported action space {action_space!r}; expected Discrete or Box")
+
+
+@struct.dataclass
+class ObsNormStats:
+    """Running observation statistics. ``count`` scalar; ``mean, var [obs_dim]`` float32."""
+
+    count: jax.Array
+    mean: jax.Array
+    var: jax.Array
+
+    @classmethod
+    def create(cls, obs_dim: int) -> "ObsNormStats":
+        return cls(
+            count=jnp.asarray(OBS_EPS, jnp.float32),
+            mean=jnp.zeros((obs_dim,), jnp.float32),
+            var=jnp.ones((obs_dim,), jnp.float32),
+        )
+
+
+def normalize_obs(stats: ObsNormStats, obs: jax.Array, enabled: bool = True) -> jax.Array:
+    """``obs [..., D]`` -> normalised and clipped to ``+-OBS_CLIP`` (identity when not enabled)."""
+    if not enabled:
+        return obs
+    return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + OBS_EPS), -OBS_CLIP, OBS_CLIP)
+
+
+def update_obs_norm(stats: ObsNormStats, obs: jax.Array, axis_name: str | None = None) -> ObsNormStats:
+    """Merge a batch ``obs [N, D]`` into ``stats`` (parallel Welford / Chan et al. update).
+
+    Under data parallelism every device holds ``N`` rows; the batch mean and second moment are
+    averaged over ``axis_name``, so all devices get the statistics of the global batch.
+    """
+    chex.assert_rank(obs, 2)
+    n_dev = parallel.axis_size(axis_name)
+    batch_mean = parallel.pmean(jnp.mean(obs, axis=0), axis_name)
+    batch_sq = parallel.pmean(jnp.mean(jnp.square(obs - batch_mean), axis=0), axis_name)
+    batch_count = jnp.asarray(obs.shape[0] * n_dev, jnp.float32)
+    total = stats.count + batch_count
+    delta = batch_mean - stats.mean
+    mean = stats.mean + delta * batch_count / total
+    m2 = stats.var * stats.count + batch_sq * batch_count + jnp.square(delta) * stats.count * batch_count / total
+    return ObsNormStats(count=total, mean=mean, var=m2 / total)

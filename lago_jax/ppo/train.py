@@ -1,0 +1,468 @@
+"""PPO training: ``make_train`` (one jitted function for a whole run) and ``run`` (host loop).
+
+``make_ppo`` builds the pure pieces: ``init(key) -> TrainState`` and
+``update(state, prior_params, num_updates) -> (state, metrics)``, a ``lax.scan`` over updates,
+each update being rollout (scan over ``num_steps``) -> GAE -> ``update_epochs`` x
+``num_minibatches`` SGD steps (nested scans) -> observation statistics -> next beta.
+``make_train(config, env, prior)`` returns ``train(key, prior_params=None) -> TrainOutput``
+running the whole training in one ``jax.jit``; ``jax.vmap(train)(keys)`` trains many seeds.
+With a mesh (:mod:`lago_jax.parallel`) the update runs under ``shard_map``: each device steps its
+slice of the environments and gradients are ``pmean``'d.
+
+``run`` is the host loop for long runs: it calls the jitted update in chunks of
+``config.checkpoint_every`` updates, logs metrics, saves an Orbax checkpoint after each chunk,
+resumes from the last checkpoint, and stops with ``NonFiniteLossError`` (keeping the last good
+checkpoint) when a loss or a parameter goes non-finite.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import PartitionSpec as P
+
+from envs.core import Env, State
+from envs.wrappers import AutoResetWrapper, EpisodeStatsWrapper, EpisodeWrapper
+from lago_jax import parallel
+from lago_jax.ppo.config import PPOConfig
+from lago_jax.ppo.gae import compute_gae
+from lago_jax.ppo.loss import ppo_loss
+from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, update_obs_norm
+from lago_jax.ppo.rollout import generate_rollout
+from lago_jax.prior.schedule import BetaSchedule, next_beta
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a non-finite loss or parameter; the message names the update."""
+
+
+@struct.dataclass
+class TrainState:
+    """Everything a PPO run carries from one update to the next (and checkpoints).
+
+    Attributes:
+      params: ``ActorCritic`` parameters (replicated over devices).
+      opt_state: optax state (gradient clip + Adam; its count drives LR annealing).
+      obs_stats: running observation statistics.
+      beta: scalar float32 KL weight for the next update.
+      update_step: scalar int32, updates done so far.
+      rng: ``uint32[2]`` PRNG key.
+      env_state: the batched, auto-resetting env ``State`` (leaves ``[num_envs, ...]``; sharded
+        over devices along axis 0 under data parallelism).
+    """
+
+    params: Any
+    opt_state: Any
+    obs_stats: ObsNormStats
+    beta: jax.Array
+    update_step: jax.Array
+    rng: jax.Array
+    env_state: State
+
+
+@struct.dataclass
+class TrainOutput:
+    """``train``'s result: the final state and metrics stacked over updates.
+
+    ``metrics``: loss metrics ``[U, update_epochs, num_minibatches]`` (``total_loss``,
+    ``policy_loss``, ``value_loss``, ``entropy``, ``kl_prior``, ``approx_kl``, ``clip_frac``) and
+    per-update scalars ``[U]`` (``beta``, ``lr``, ``episodes``, ``return_sum``, ``length_sum``,
+    ``success_sum``, ``reward_mean``). Reduce on the host with :func:`metrics_to_rows`.
+    """
+
+    state: TrainState
+    metrics: dict
+
+
+class PPO(NamedTuple):
+    """The pure pieces of a PPO run (see module docstring)."""
+
+    config: PPOConfig
+    env: Env
+    network: ActorCritic
+    optimizer: optax.GradientTransformation
+    init: Callable[[jax.Array], TrainState]
+    update: Callable[..., tuple[TrainState, dict]]
+    mesh: Any
+    place: Callable[[TrainState], TrainState]
+    """Puts a state (e.g. a restored one) on the mesh's devices: env axis sharded, the rest
+    replicated. The identity without a mesh."""
+
+
+def training_env(env: Env, episode_length: int | None) -> Env:
+    """The single-env training stack: episode limit -> episode statistics -> auto-reset."""
+    return AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(env, episode_length)))
+
+
+class _Batched:
+    """``env`` stepped over a leading batch axis (reset takes one key per env)."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        self.action_space = env.action_space
+
+    def reset(self, keys: jax.Array) -> State:
+        return jax.vmap(self.env.reset)(keys)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        return jax.vmap(self.env.step)(state, action)
+
+
+def beta_schedule(config: PPOConfig) -> BetaSchedule:
+    return BetaSchedule(
+        kind=config.kl_schedule,
+        beta_init=config.kl_coef,
+        beta_final=config.kl_coef_final,
+        num_updates=config.updates,
+        kl_target=config.kl_target,
+        beta_min=config.kl_coef_min,
+        beta_max=config.kl_coef_max,
+    )
+
+
+def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Global-norm clip then Adam; LR annealed linearly to 0 over ``config.updates``."""
+    steps_per_update = config.update_epochs * config.num_minibatches
+
+    def schedule(count):
+        frac = 1.0 - (count // steps_per_update) / config.updates
+        return config.lr * frac
+
+    lr = schedule if config.anneal_lr else config.lr
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+
+
+def current_lr(config: PPOConfig, update_step: jax.Array) -> jax.Array:
+    if not config.anneal_lr:
+        return jnp.asarray(config.lr, jnp.float32)
+    return jnp.asarray(config.lr * (1.0 - update_step / config.updates), jnp.float32)
+
+
+def _shuffle_minibatches(tree, key: jax.Array, env_ids: jax.Array, num_minibatches: int):
+    """``[T, B, ...]`` leaves -> ``[M, T/M * B, ...]``: each env's time steps permuted with key
+    ``fold_in(key, global_env_id)``; minibatch m holds T/M of every env's steps."""
+    leaves = jax.tree.leaves(tree)
+    num_steps, num_envs = leaves[0].shape[:2]
+    perm = jax.vmap(lambda i: jax.random.permutation(jax.random.fold_in(key, i), num_steps))(env_ids)  # [B, T]
+    perm = perm.T  # [T, B]
+    cols = jnp.arange(num_envs)[None, :]
+
+    def shuffle(x):
+        x = x[perm, cols]
+        return x.reshape((num_minibatches, (num_steps // num_minibatches) * num_envs) + x.shape[2:])
+
+    return jax.tree.map(shuffle, tree)
+
+
+def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -> PPO:
+    """Build the pure ``init`` and jitted ``update`` of a PPO run.
+
+    Args:
+      env: a single (unbatched) environment; it is wrapped with episode limit, statistics and
+        auto-reset here and vmapped over ``config.num_envs``.
+      prior: None, or an object with ``apply(prior_params, obs, instruction_id) -> Distribution``
+        (see :mod:`lago_jax.ppo`).
+      mesh: None (one device, no collectives) or a ``Mesh`` with axis ``"data"``; ``num_envs``
+        must be divisible by its size.
+    """
+    if not isinstance(config, PPOConfig):
+        raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
+    n_dev = 1 if mesh is None else int(mesh.devices.size)
+    if config.num_envs % n_dev:
+        raise ValueError(f"PPOConfig.num_envs={config.num_envs} must be divisible by the {n_dev} devices of the mesh")
+    local_envs = config.num_envs // n_dev
+    axis_name = None if mesh is None else parallel.AXIS
+    benv = _Batched(training_env(env, config.episode_length))
+    network = make_network(config, env.action_space)
+    optimizer = make_optimizer(config)
+    schedule = beta_schedule(config)
+    obs_dim = env.observation_size
+    T, M, E = config.num_steps, config.num_minibatches, config.update_epochs
+
+    def init(key: jax.Array) -> TrainState:
+        key, net_key, env_key = jax.random.split(key, 3)
+        params = network.init(net_key, jnp.zeros((1, obs_dim), jnp.float32))
+        env_state = benv.reset(jax.random.split(env_key, config.num_envs))
+        return TrainState(
+            params=params,
+            opt_state=optimizer.init(params),
+            obs_stats=ObsNormStats.create(obs_dim),
+            beta=schedule.init(),
+            update_step=jnp.zeros((), jnp.int32),
+            rng=key,
+            env_state=env_state,
+        )
+
+    def one_update(state: TrainState, prior_params: Any) -> tuple[TrainState, dict]:
+        rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
+        env_ids = parallel.global_env_ids(local_envs, axis_name)
+        env_state, traj = generate_rollout(
+            network, state.params, state.obs_stats, benv, state.env_state, rollout_key, T, env_ids,
+            config.normalize_obs, prior, prior_params,
+        )
+        advantages, targets = compute_gae(
+            traj.reward, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
+        )
+        train_data = (traj.replace(metrics={}), advantages, targets)
+
+        def sgd_step(carry, minibatch):
+            params, opt_state = carry
+            batch, adv, tgt = minibatch
+            grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+            (_, metrics), grads = grad_fn(
+                params, network, state.obs_stats, batch, adv, tgt, state.beta, config, axis_name
+            )
+            grads = parallel.pmean(grads, axis_name)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            return (params, opt_state), parallel.pmean(metrics, axis_name)
+
+        def epoch(carry, key):
+            minibatches = _shuffle_minibatches(train_data, key, env_ids, M)
+            return jax.lax.scan(sgd_step, carry, minibatches)
+
+        (params, opt_state), loss_metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, E)
+        )
+        obs_stats = state.obs_stats
+        if config.normalize_obs:
+            obs_stats = update_obs_norm(obs_stats, traj.obs.reshape(-1, obs_dim), axis_name)
+        measured_kl = jnp.mean(loss_metrics["kl_prior"])
+        beta = next_beta(schedule, state.beta, state.update_step, measured_kl)
+        ep = traj.metrics
+        done = ep["episode_done"]
+        update_metrics = parallel.pmean(
+            dict(
+                episodes=jnp.sum(done),
+                return_sum=jnp.sum(done * ep["episode_return"]),
+                length_sum=jnp.sum(done * ep["episode_length"]),
+                success_sum=jnp.sum(done * ep["episode_success"]),
+                reward_mean=jnp.mean(traj.reward),
+            ),
+            axis_name,
+        )
+        metrics = dict(loss_metrics, beta=state.beta, lr=current_lr(config, state.update_step), **update_metrics)
+        new_state = TrainState(
+            params=params,
+            opt_state=opt_state,
+            obs_stats=obs_stats,
+            beta=beta,
+            update_step=state.update_step + 1,
+            rng=rng,
+            env_state=env_state,
+        )
+        return new_state, metrics
+
+    def updates(state: TrainState, prior_params: Any, num_updates: int) -> tuple[TrainState, dict]:
+        return jax.lax.scan(lambda s, _: one_update(s, prior_params), state, None, length=num_updates)
+
+    if mesh is not None:
+        abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
+        state_spec = parallel.replicated_spec(abstract).replace(env_state=parallel.env_sharded_spec(abstract.env_state))
+
+        def sharded_updates(state, prior_params, num_updates):
+            fn = jax.shard_map(
+                functools.partial(updates, num_updates=num_updates),
+                mesh=mesh,
+                in_specs=(state_spec, P()),
+                out_specs=(state_spec, P()),
+                check_vma=False,
+            )
+            return fn(state, prior_params)
+
+        update_fn = sharded_updates
+
+        def place(state: TrainState) -> TrainState:
+            shardings = jax.tree.map(lambda spec: jax.sharding.NamedSharding(mesh, spec), state_spec)
+            return jax.device_put(state, shardings)
+
+    else:
+        update_fn = updates
+
+        def place(state: TrainState) -> TrainState:
+            return state
+
+    def update(state: TrainState, prior_params: Any, num_updates: int):
+        if prior is not None and prior_params is None:
+            raise ValueError("a prior was given to make_ppo/make_train but prior_params is None")
+        return update_fn(state, {} if prior_params is None else prior_params, num_updates)
+
+    return PPO(
+        config=config,
+        env=env,
+        network=network,
+        optimizer=optimizer,
+        init=init,
+        update=jax.jit(update, static_argnums=2),
+        mesh=mesh,
+        place=place,
+    )
+
+
+def make_train(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -> Callable[..., TrainOutput]:
+    """``train(key, prior_params=None) -> TrainOutput``: a whole run in one jitted function.
+
+    ``key`` is a ``uint32[2]`` PRNG key (``jax.random.PRNGKey(seed)``). ``prior_params`` is an
+    argument (never a closed-over constant) and is replicated over devices; it is required
+    when ``prior`` is given. ``jax.vmap(train)(keys)`` (or ``in_axes=(0, None)`` with prior
+    params) trains several seeds at once (single-device path, ``mesh=None``).
+    """
+    ppo = make_ppo(config, env, prior, mesh)
+
+    def train(key: jax.Array, prior_params: Any = None) -> TrainOutput:
+        state = ppo.init(key)
+        state, metrics = ppo.update(state, prior_params, config.updates)
+        return TrainOutput(state=state, metrics=metrics)
+
+    return jax.jit(train)
+
+
+def metrics_to_rows(metrics: dict, first_update: int = 0) -> list[dict[str, float]]:
+    """Host-side reduction of stacked metrics (leaves ``[U, ...]``) to one dict per update.
+
+    Loss metrics are averaged over epochs and minibatches; ``episode_return`` /
+    ``episode_length`` / ``success_rate`` are means over the episodes that finished during the
+    update (NaN when none did).
+    """
+    m = jax.tree.map(np.asarray, jax.device_get(metrics))
+    num = m["beta"].shape[0]
+    rows = []
+    for u in range(num):
+        row = {"update": first_update + u + 1}
+        for k, v in m.items():
+            if k in ("episodes", "return_sum", "length_sum", "success_sum"):
+                continue
+            row[k] = float(np.mean(v[u]))
+        eps = float(m["episodes"][u])
+        row["episodes"] = eps
+        for name, key in (("episode_return", "return_sum"), ("episode_length", "length_sum"), ("success_rate", "success_sum")):
+            row[name] = float(m[key][u]) / eps if eps > 0 else math.nan
+        rows.append(row)
+    return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_ppo(config: PPOConfig, env: Env, prior: Any, mesh: Any) -> PPO:
+    """``make_ppo`` memoised on (config, env object, prior object, mesh): repeated ``run`` calls in
+    one process (resume, evaluation sweeps) reuse the jitted update instead of retracing it."""
+    return make_ppo(config, env, prior, mesh)
+
+
+class RunResult(NamedTuple):
+    """``run``'s result: final state, per-update metric rows, and where files went."""
+
+    state: TrainState
+    rows: list
+    out_dir: str
+    checkpoint_dir: str
+
+
+def _first_nonfinite_update(metrics: dict) -> int | None:
+    loss = np.asarray(jax.device_get(metrics["total_loss"]))
+    bad = ~np.isfinite(loss.reshape(loss.shape[0], -1)).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _params_finite(params) -> bool:
+    return all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(jax.device_get(params)))
+
+
+def run(
+    config: PPOConfig,
+    env: Env,
+    out_dir: str,
+    prior: Any = None,
+    prior_params: Any = None,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+    mesh: Any = None,
+    max_to_keep: int | None = 3,
+) -> RunResult:
+    """Train with checkpoints in ``out_dir/checkpoints`` and logs in ``out_dir``.
+
+    Runs the jitted update in chunks of ``config.checkpoint_every`` updates (seeded with
+    ``config.seed``); after each chunk writes metrics (``metrics.csv``, ``metrics.jsonl``) and an
+    Orbax checkpoint (train state incl. optimiser state, obs statistics, beta, update step, RNG
+    and env state; the config as JSON). At the end it also writes ``learning_curve.png``.
+
+    Args:
+      resume: continue from the latest checkpoint in ``out_dir`` if there is one (its saved
+        config must equal ``config``). With ``resume=False`` an existing checkpoint is an error.
+      stop_after: stop once this many updates are done in total (a pre-emption; a later call
+        with ``resume=True`` continues and reproduces the uninterrupted run).
+    The prior's parameters are not part of the PPO checkpoint (they are frozen): pass the same
+    ``prior_params`` again when resuming.
+
+    Raises:
+      CheckpointError: unreadable checkpoint, or a config that differs from the saved one.
+      NonFiniteLossError: a loss or parameter went non-finite; the last good checkpoint stays.
+    """
+    from lago_jax import checkpoint as ckpt_lib
+    from lago_jax import logging as log_lib
+
+    try:
+        hash((config, env, prior, mesh))
+        ppo = _cached_ppo(config, env, prior, mesh)
+    except TypeError:  # an unhashable prior or env: build afresh (retraces the update)
+        ppo = make_ppo(config, env, prior, mesh)
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    manager = ckpt_lib.Checkpointer(ckpt_dir, max_to_keep=max_to_keep)
+    abstract = jax.eval_shape(ppo.init, jax.random.PRNGKey(0))
+    latest = manager.latest_step()
+    if latest is not None and not resume:
+        raise ckpt_lib.CheckpointError(
+            f"{ckpt_dir} already holds checkpoint step {latest}; pass resume=True or use a new out_dir"
+        )
+    if latest is not None:
+        saved = manager.restore_config(latest)
+        if saved != config.to_dict():
+            diff = sorted(k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k))
+            raise ckpt_lib.CheckpointError(
+                f"config differs from the one saved in {ckpt_dir} (step {latest}) in fields {diff}"
+            )
+        state = ppo.place(manager.restore_state(latest, abstract))
+        start = int(state.update_step)
+    else:
+        state = ppo.place(jax.jit(ppo.init)(jax.random.PRNGKey(config.seed)))
+        start = 0
+    total = config.updates if stop_after is None else min(config.updates, int(stop_after))
+    logger = log_lib.MetricsLogger(out_dir, append=start > 0)
+    bar = log_lib.progress_bar(total=config.updates, initial=start, enabled=progress, desc="ppo")
+    rows = []
+    try:
+        while start < total:
+            n = min(config.checkpoint_every, total - start)
+            new_state, metrics = ppo.update(state, prior_params, n)
+            bad = _first_nonfinite_update(metrics)
+            if bad is None and not _params_finite(new_state.params):
+                bad = n - 1
+            if bad is not None:
+                last = manager.latest_step()
+                raise NonFiniteLossError(
+                    f"update {start + bad + 1} (of {config.updates}) produced a non-finite loss or parameters; "
+                    f"stopped; the last good checkpoint is step {last} in {ckpt_dir}"
+                )
+            chunk_rows = metrics_to_rows(metrics, first_update=start)
+            logger.log_rows(chunk_rows)
+            rows.extend(chunk_rows)
+            state = new_state
+            start += n
+            manager.save(start, state, config.to_dict())
+            bar.update(n)
+            if chunk_rows:
+                bar.set_postfix(ret=f"{chunk_rows[-1]['episode_return']:.3f}", kl=f"{chunk_rows[-1]['kl_prior']:.3g}")
+    finally:
+        bar.close()
+        logger.close()
+        manager.close()
+    log_lib.plot_learning_curve(out_dir)
+    return RunResult(state=state, rows=rows, out_dir=out_dir, checkpoint_dir=ckpt_dir)

@@ -1,0 +1,142 @@
+"""Checkpointed runs: resume reproduces the uninterrupted run, half-written and corrupt
+checkpoints, non-finite losses, logs, and evaluation from a checkpoint."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.point_mass import PointMass
+from lago_jax.checkpoint import Checkpointer, CheckpointError
+from lago_jax.ppo import NonFiniteLossError, PPOConfig, evaluate, evaluate_params, run
+
+CFG = PPOConfig(num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2, num_updates=4, checkpoint_every=2,
+                hidden_sizes=(16, 16), episode_length=20, seed=3)
+ENV = PointMass(discrete=True)
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("full"))
+    return run(CFG, ENV, out, progress=False)
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("resumed"))
+    first = run(CFG, ENV, out, progress=False, stop_after=2)  # "killed" after the first chunk
+    assert Checkpointer(os.path.join(out, "checkpoints")).latest_step() == 2
+    second = run(CFG, ENV, out, progress=False, resume=True)
+    return first, second
+
+
+def test_resume_reproduces_uninterrupted_run(uninterrupted, resumed):
+    first, second = resumed
+    assert int(first.state.update_step) == 2 and len(first.rows) == 2
+    assert int(second.state.update_step) == 4 and [r["update"] for r in second.rows] == [3, 4]
+    for a, b in zip(leaves(uninterrupted.state), leaves(second.state)):
+        np.testing.assert_array_equal(a, b)
+    # The interrupted run's logs continue where they stopped.
+    with open(os.path.join(second.out_dir, "metrics.jsonl")) as f:
+        assert [json.loads(line)["update"] for line in f] == [1, 2, 3, 4]
+
+
+def test_logs_and_learning_curve(uninterrupted):
+    out = uninterrupted.out_dir
+    with open(os.path.join(out, "metrics.csv")) as f:
+        lines = f.read().strip().splitlines()
+    assert len(lines) == 1 + CFG.updates and "total_loss" in lines[0] and "kl_prior" in lines[0]
+    assert os.path.getsize(os.path.join(out, "learning_curve.png")) > 1000
+    ck = Checkpointer(uninterrupted.checkpoint_dir)
+    assert ck.all_steps() == [2, 4]
+    assert ck.restore_config(4) == CFG.to_dict()
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path, uninterrupted):
+    import shutil
+
+    out = str(tmp_path / "run")
+    shutil.copytree(uninterrupted.out_dir, out)
+    ck_dir = os.path.join(out, "checkpoints")
+    # An interrupted Orbax save leaves a temporary directory; a crash during a non-atomic copy
+    # could leave a step directory without the commit metadata. Neither counts.
+    os.makedirs(os.path.join(ck_dir, "6.orbax-checkpoint-tmp-1234567", "state"))
+    os.makedirs(os.path.join(ck_dir, "8", "state"))
+    with open(os.path.join(ck_dir, "8", "state", "junk"), "w") as f:
+        f.write("partial")
+    ck = Checkpointer(ck_dir)
+    assert ck.latest_step() == 4
+    with pytest.raises(CheckpointError, match="incomplete"):
+        ck.restore_config(8)
+    # Resuming the finished run from it is a no-op that restores step 4.
+    res = run(CFG, ENV, out, progress=False)
+    assert int(res.state.update_step) == 4 and res.rows == []
+
+
+def test_corrupt_checkpoint_raises_clear_error(tmp_path, uninterrupted):
+    import shutil
+
+    out = str(tmp_path / "run")
+    shutil.copytree(uninterrupted.out_dir, out)
+    state_dir = os.path.join(out, "checkpoints", "4", "state")
+    for root, _, files in os.walk(state_dir):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"\x00garbage")
+    with pytest.raises(CheckpointError, match=r"checkpoints/4"):
+        run(CFG, ENV, out, progress=False)
+    with pytest.raises(CheckpointError, match=r"checkpoints/4"):
+        evaluate(out, ENV, episodes=4)
+
+
+def test_missing_checkpoint_and_config_mismatch(tmp_path, uninterrupted):
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="nowhere"):
+        evaluate(missing, ENV)
+    with pytest.raises(CheckpointError, match="fields.*lr"):
+        run(PPOConfig(**dict(CFG.to_dict(), hidden_sizes=(16, 16), lr=1e-3)), ENV, uninterrupted.out_dir, progress=False)
+    with pytest.raises(CheckpointError, match="already holds"):
+        run(CFG, ENV, uninterrupted.out_dir, progress=False, resume=False)
+
+
+def test_evaluate_from_checkpoint(uninterrupted):
+    got = evaluate(uninterrupted.out_dir, ENV, episodes=8, seed=2)
+    want = evaluate_params(CFG, ENV, uninterrupted.state.params, uninterrupted.state.obs_stats, episodes=8, seed=2)
+    assert got["step"] == 4
+    for k in ("return_mean", "return_std", "success_rate", "length_mean"):
+        assert got[k] == pytest.approx(want[k])
+
+
+class NaNAfter(PointMass):
+    """Point mass whose reward turns NaN after ``limit`` env steps (a counter kept in metrics,
+    which auto-reset does not clear)."""
+
+    def __init__(self, limit):
+        super().__init__(discrete=True)
+        self.limit = limit
+
+    def reset(self, key):
+        s = super().reset(key)
+        return s.replace(metrics=dict(s.metrics, global_t=jnp.zeros((), jnp.float32)))
+
+    def step(self, state, action):
+        s = super().step(state, action)
+        t = state.metrics["global_t"] + 1.0
+        reward = jnp.where(t > self.limit, jnp.nan, s.reward)
+        return s.replace(reward=reward, metrics=dict(s.metrics, global_t=t))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    out = str(tmp_path / "nan")
+    cfg = PPOConfig(**dict(CFG.to_dict(), hidden_sizes=(16, 16), num_updates=6))
+    # Each update takes 8 steps per env: steps 17..24 belong to update 3 (the second chunk).
+    with pytest.raises(NonFiniteLossError, match=r"update 3 .*last good checkpoint is step 2"):
+        run(cfg, NaNAfter(limit=20), out, progress=False)
+    assert Checkpointer(os.path.join(out, "checkpoints")).latest_step() == 2

@@ -1,0 +1,123 @@
+"""The PPO + beta * KL loss against the same numbers worked out in NumPy on a tiny batch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.core import Box, Discrete
+from lago_jax.distributions import Categorical, DiagGaussian
+from lago_jax.ppo.config import PPOConfig
+from lago_jax.ppo.loss import ppo_loss
+from lago_jax.ppo.networks import ObsNormStats, make_network
+from lago_jax.ppo.rollout import Transition
+
+N, D = 6, 3
+
+
+def np_mlp(p, x):
+    names = sorted(p, key=lambda n: int(n.split("_")[1]))
+    for i, n in enumerate(names):
+        x = x @ np.asarray(p[n]["kernel"], np.float64) + np.asarray(p[n]["bias"], np.float64)
+        if i < len(names) - 1:
+            x = np.tanh(x)
+    return x
+
+
+def np_log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def make_batch(discrete, rng, with_prior):
+    obs = rng.normal(size=(N, D)).astype(np.float32) * 2 + 1
+    if discrete:
+        action = rng.integers(0, 4, size=(N,)).astype(np.int32)
+        prior = Categorical(jnp.asarray(rng.normal(size=(N, 4)).astype(np.float32)))
+    else:
+        action = rng.normal(size=(N, 2)).astype(np.float32) * 1.5
+        prior = DiagGaussian(jnp.asarray(rng.normal(size=(N, 2)).astype(np.float32)),
+                             jnp.asarray(rng.normal(size=(N, 2)).astype(np.float32) * 0.3))
+    batch = Transition(
+        obs=jnp.asarray(obs), action=jnp.asarray(action),
+        log_prob=jnp.asarray(rng.normal(size=(N,)).astype(np.float32) * 0.3 - 1.5),
+        value=jnp.asarray(rng.normal(size=(N,)).astype(np.float32) * 0.3),
+        reward=jnp.zeros(N), terminated=jnp.zeros(N), truncated=jnp.zeros(N), done=jnp.zeros(N),
+        next_value=jnp.zeros(N), instruction_id=jnp.zeros(N, jnp.int32),
+        prior_dist=prior if with_prior else None, metrics={},
+    )
+    adv = rng.normal(size=(N,)).astype(np.float32)
+    tgt = rng.normal(size=(N,)).astype(np.float32)
+    return batch, adv, tgt
+
+
+def numpy_loss(params, stats, batch, adv, tgt, beta, cfg, discrete):
+    p = params["params"]
+    obs = np.asarray(batch.obs, np.float64)
+    x = np.clip((obs - np.asarray(stats.mean)) / np.sqrt(np.asarray(stats.var) + 1e-8), -10, 10)
+    out = np_mlp(p["actor"], x)
+    value = np_mlp(p["critic"], x)[:, 0]
+    a = np.asarray(batch.action)
+    if discrete:
+        lp_all = np_log_softmax(out)
+        logp = lp_all[np.arange(N), a]
+        ent = -(np.exp(lp_all) * lp_all).sum(-1)
+        q = np_log_softmax(np.asarray(batch.prior_dist.logits, np.float64))
+        kl_rev = (np.exp(lp_all) * (lp_all - q)).sum(-1)
+        kl_fwd = (np.exp(q) * (q - lp_all)).sum(-1)
+    else:
+        ls = np.broadcast_to(np.asarray(p["log_std"], np.float64), out.shape)
+        logp = (-0.5 * ((a - out) / np.exp(ls)) ** 2 - ls - 0.5 * np.log(2 * np.pi)).sum(-1)
+        ent = (ls + 0.5 + 0.5 * np.log(2 * np.pi)).sum(-1)
+        m2, s2 = np.asarray(batch.prior_dist.mean, np.float64), np.asarray(batch.prior_dist.log_std, np.float64)
+
+        def gkl(m1, l1, m2, l2):  # KL(N1 || N2), summed over dims
+            return (l2 - l1 + (np.exp(2 * l1) + (m1 - m2) ** 2) / (2 * np.exp(2 * l2)) - 0.5).sum(-1)
+
+        kl_rev, kl_fwd = gkl(out, ls, m2, s2), gkl(m2, s2, out, ls)
+    ratio = np.exp(logp - np.asarray(batch.log_prob, np.float64))
+    A = (adv - adv.mean()) / (adv.std() + 1e-8)
+    eps = cfg.clip_eps
+    pg = -np.mean(np.minimum(ratio * A, np.clip(ratio, 1 - eps, 1 + eps) * A))
+    v_old = np.asarray(batch.value, np.float64)
+    v_clip = v_old + np.clip(value - v_old, -eps, eps)
+    vl = 0.5 * np.mean(np.maximum((value - tgt) ** 2, (v_clip - tgt) ** 2))
+    kl_term = np.mean(kl_rev if cfg.kl_direction == "reverse" else kl_fwd)
+    total = pg + cfg.vf_coef * vl - cfg.ent_coef * ent.mean() + beta * kl_term
+    return dict(total_loss=total, policy_loss=pg, value_loss=vl, entropy=ent.mean(), kl_prior=kl_term)
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+@pytest.mark.parametrize("direction", ["reverse", "forward"])
+def test_loss_matches_numpy(discrete, direction):
+    rng = np.random.default_rng(7 + discrete)
+    cfg = PPOConfig(num_updates=1, hidden_sizes=(5,), clip_eps=0.15, vf_coef=0.7, ent_coef=0.03,
+                    kl_direction=direction, log_std_init=-0.3)
+    net = make_network(cfg, Discrete(4) if discrete else Box.uniform(2))
+    params = net.init(jax.random.PRNGKey(1), jnp.zeros((1, D)))
+    # Move the policy away from the behaviour policy so some ratios are clipped.
+    params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.PRNGKey(2), x.shape), params)
+    stats = ObsNormStats(count=jnp.asarray(10.0), mean=jnp.asarray([0.5, -0.2, 1.0]), var=jnp.asarray([2.0, 0.5, 1.5]))
+    batch, adv, tgt = make_batch(discrete, rng, with_prior=True)
+    beta = 0.37
+    loss, metrics = jax.jit(lambda p, b: ppo_loss(p, net, stats, b, adv, tgt, beta, cfg))(params, batch)
+    want = numpy_loss(params, stats, batch, adv, tgt, beta, cfg, discrete)
+    for k, v in want.items():
+        np.testing.assert_allclose(float(metrics[k]), v, rtol=2e-5, atol=2e-6, err_msg=k)
+    np.testing.assert_allclose(float(loss), want["total_loss"], rtol=2e-5, atol=2e-6)
+    assert 0 < float(metrics["clip_frac"]) < 1, "the test batch should exercise clipping"
+
+
+def test_no_prior_equals_prior_with_zero_beta():
+    rng = np.random.default_rng(3)
+    cfg = PPOConfig(num_updates=1, hidden_sizes=(5,))
+    net = make_network(cfg, Discrete(4))
+    params = net.init(jax.random.PRNGKey(1), jnp.zeros((1, D)))
+    stats = ObsNormStats.create(D)
+    batch, adv, tgt = make_batch(True, rng, with_prior=True)
+    grad = jax.jit(jax.grad(lambda p, b, beta: ppo_loss(p, net, stats, b, adv, tgt, beta, cfg)[0]))
+    g_prior = grad(params, batch, 0.0)
+    g_none = grad(params, batch.replace(prior_dist=None), 0.0)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7), g_prior, g_none)
+    g_beta = grad(params, batch, 1.0)
+    assert not np.allclose(jax.tree.leaves(g_beta)[0], jax.tree.leaves(g_none)[0])
