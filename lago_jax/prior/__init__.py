@@ -1,0 +1,23 @@
+"""lago_jax.prior: LaGO's latent action prior and its stage-1 distillation.
+
+    prior = LLMPrior.from_instructions(llm_config, tokenizer, env.instructions, obs_dim,
+                                       env.action_space, backbone="smollm2-135m")
+    prior_params = prior.init(key, llm_params)        # prefix caches of the bank computed here
+    prior_params, result = distill(prior, prior_params, demos, DistillConfig(), out_dir)
+    dist = prior.apply(prior_params, obs, instruction_id)   # the PPO Prior protocol
+
+``MLPPrior`` is the no-LLM ablation with the same ``apply``. ``load_prior(out_dir, prior,
+frozen)`` restores distilled parameters. The beta schedules of stage 2 live in ``schedule``.
+"""
+
+from lago_jax.prior.distill import (DistillConfig, DistillResult, NonFiniteLossError, distill,
+                                    load_prior)
+from lago_jax.prior.model import (DEFAULT_PROMPT_TEMPLATE, LOG_STD_MAX, LOG_STD_MIN, LLMPrior,
+                                  MLPPrior, ObsNorm, Prior, PriorParams, build_llm_prior,
+                                  compute_obs_norm, head_for_action_space)
+
+__all__ = [
+    "DEFAULT_PROMPT_TEMPLATE", "DistillConfig", "DistillResult", "LLMPrior", "LOG_STD_MAX",
+    "LOG_STD_MIN", "MLPPrior", "NonFiniteLossError", "ObsNorm", "Prior", "PriorParams",
+    "build_llm_prior", "compute_obs_norm", "distill", "head_for_action_space", "load_prior",
+]
