@@ -1,8 +1,10 @@
 """Orbax checkpoints of PPO runs: atomic saves, validated restores, clear errors.
 
 Layout: ``<directory>/<step>/{state,config,meta}`` managed by ``orbax.checkpoint.CheckpointManager``
-(``step`` = updates done). ``state`` is the whole ``TrainState`` pytree, ``config`` the
-``PPOConfig`` as JSON, ``meta`` a small JSON record (step, format version).
+(``step`` = updates done). ``state`` holds the leaves of the whole ``TrainState`` pytree, keyed by
+their flattening index (zero-size leaves, such as an MJX model's empty actuator state, are not
+written: Orbax cannot store them; they are rebuilt from the abstract state on restore),
+``config`` the ``PPOConfig`` as JSON, ``meta`` a small JSON record (step, format version).
 
 Atomicity: Orbax writes a step into a temporary directory
 ``<step>.orbax-checkpoint-tmp-*`` and renames it to ``<step>`` only after every item is written
@@ -24,12 +26,21 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 ITEMS = ("state", "config", "meta")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _METADATA_FILE = "_CHECKPOINT_METADATA"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete, corrupt or does not match the run."""
+
+
+def _leaf_key(i: int) -> str:
+    return f"leaf_{i:05d}"
+
+
+def _leaf_dict(tree: Any) -> dict:
+    """The non-empty leaves of ``tree`` keyed by flattening index (Orbax rejects zero-size arrays)."""
+    return {_leaf_key(i): x for i, x in enumerate(jax.tree.leaves(tree)) if int(np.prod(np.shape(x))) > 0}
 
 
 def _step_complete(path: str) -> bool:
@@ -65,7 +76,7 @@ class Checkpointer:
     def save(self, step: int, state: Any, config: dict, meta: dict | None = None) -> None:
         """Write ``state`` (a pytree of arrays) and ``config`` (a JSON-able dict) as ``step``; blocks."""
         meta = dict(meta or {}, step=int(step), format_version=FORMAT_VERSION)
-        state = jax.device_get(state)
+        state = _leaf_dict(jax.device_get(state))
         self._manager.save(
             int(step),
             args=ocp.args.Composite(
@@ -102,9 +113,19 @@ class Checkpointer:
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),
             abstract_state,
         )
+        flat_target, treedef = jax.tree.flatten(target)
         try:
-            out = self._manager.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-            state = out["state"]
+            out = self._manager.restore(
+                int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(_leaf_dict(target)))
+            )
+            saved = out["state"]
+            state = jax.tree.unflatten(
+                treedef,
+                [
+                    saved[_leaf_key(i)] if _leaf_key(i) in saved else np.zeros(t.shape, t.dtype)
+                    for i, t in enumerate(flat_target)
+                ],
+            )
         except Exception as e:  # noqa: BLE001
             raise CheckpointError(
                 f"checkpoint {path} is corrupt or does not match this run's state: {type(e).__name__}: {e}"

@@ -1,0 +1,145 @@
+"""End-to-end tests of the LaGO pipeline (collect -> distill -> train -> evaluate -> report).
+
+The default test runs the whole pipeline on the point-mass env with a tiny random LLM, so it
+finishes in about a minute; the slow tests run the real entry points (CLEVR-Robot, Meta-World)
+at a tiny budget, the CLEVR one with SmolLM2-135M.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.point_mass import PointMass
+from lago_jax.experiments import pipeline
+from lago_jax.experiments.pipeline import ExperimentConfig, Suite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _expert(obs, key):
+    """Point-mass expert: the move that most reduces the distance to the goal."""
+    moves = jnp.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], jnp.float32)
+    delta = obs[4:6]
+    return jnp.argmax(moves @ delta).astype(jnp.int32)
+
+
+def point_mass_suite() -> Suite:
+    return Suite(name="point_mass", task_names=("reach",), make_env=lambda task: PointMass(discrete=True),
+                 expert=lambda task: _expert)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("pipeline"))
+    cfg = ExperimentConfig(
+        tasks=("reach",), out_dir=out, seeds=(0, 1), variants=("ppo", "lago"), num_envs=8, num_steps=16,
+        num_updates=3, checkpoint_every=2, demo_episodes=16, demo_batch=16, distill_steps=30, distill_batch=32,
+        distill_eval_every=10, llm="random:test-tiny", eval_episodes=8, progress=False,
+    )
+    result = pipeline.run_pipeline(cfg, point_mass_suite())
+    return cfg, result
+
+
+def test_pipeline_writes_table_plot_and_checkpoints(pipeline_run):
+    cfg, result = pipeline_run
+    assert os.path.exists(result["table"]) and os.path.exists(result["plot"])
+    with open(result["json"]) as f:
+        data = json.load(f)
+    methods = {r["method"] for r in data["rows"]}
+    assert {"ppo", "lago", "prior_llm", "prior_mlp"} <= methods
+    for row in data["rows"]:
+        assert 0.0 <= row["success_mean"] <= 1.0 and np.isfinite(row["return_mean"])
+    lago = next(r for r in data["rows"] if r["method"] == "lago")
+    assert lago["backbone"] == "random:test-tiny" and lago["seeds"] == 2
+    with open(result["table"]) as f:
+        table = f.read()
+    assert "| reach | LaGO | random:test-tiny | 2 |" in table
+    # The expert demonstrations are good and the distilled priors beat the uniform baseline.
+    assert data["demos"]["reach"]["success_rate"] > 0.9
+    for kind in ("mlp", "llm"):
+        info = data["priors"][f"reach/{kind}"]
+        assert info["best_val_nll"] < info["baseline_nll"], (kind, info)
+
+
+def test_eval_reproduces_recorded_evaluation(pipeline_run):
+    cfg, _ = pipeline_run
+    with open(os.path.join(cfg.out_dir, "eval", "reach.json")) as f:
+        recorded = json.load(f)["lago/seed1"]
+    again = pipeline.eval_only(recorded["checkpoint"], point_mass_suite(), "reach", cfg.eval_episodes, cfg.eval_seed + 1)
+    for k in ("return_mean", "success_rate", "step"):
+        assert again[k] == recorded[k], k
+
+
+def test_rerun_resumes_without_retraining(pipeline_run):
+    cfg, result = pipeline_run
+    mtimes = {p: os.path.getmtime(os.path.join(cfg.out_dir, "runs", "reach", v, "seed0", "done.json"))
+              for p, v in (("a", "ppo"), ("b", "lago"))}
+    again = pipeline.run_pipeline(cfg, point_mass_suite())
+    assert again["rows"] == result["rows"]
+    for p, v in (("a", "ppo"), ("b", "lago")):
+        assert os.path.getmtime(os.path.join(cfg.out_dir, "runs", "reach", v, "seed0", "done.json")) == mtimes[p]
+
+
+def test_changed_flags_on_existing_output_are_refused(pipeline_run):
+    cfg, _ = pipeline_run
+    import dataclasses
+
+    with pytest.raises(ValueError, match="different settings"):
+        pipeline.run_pipeline(dataclasses.replace(cfg, beta=0.5), point_mass_suite())
+
+
+def test_unknown_task_and_missing_llm_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown point_mass task"):
+        pipeline.run_pipeline(ExperimentConfig(tasks=("nope",), out_dir=str(tmp_path)), point_mass_suite())
+    with pytest.raises(FileNotFoundError, match="no/such/model.gguf"):
+        pipeline.load_backbone("no/such/model.gguf")
+
+
+def test_mean_ci95_matches_t_table():
+    m, h = pipeline.mean_ci95([1.0, 2.0, 3.0])
+    assert m == pytest.approx(2.0) and h == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-6)
+    assert pipeline.mean_ci95([0.5]) == (0.5, 0.0)
+
+
+def _cli(module, out, *extra):
+    cmd = [sys.executable, "-m", module, "--out", out, "--seeds", "0", "1", "--envs", "4", "--rollout", "8",
+           "--updates", "1", "--demo-episodes", "4", "--distill-steps", "2", "--eval-episodes", "2", "--no-progress",
+           *extra]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3000)
+
+
+@pytest.mark.slow
+def test_clevr_robot_entry_point_end_to_end(tmp_path):
+    out = str(tmp_path / "clevr")
+    proc = _cli("lago_jax.experiments.clevr_robot", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.path.exists(os.path.join(out, "results.md")) and os.path.exists(os.path.join(out, "learning_curves.png"))
+    with open(os.path.join(out, "results.json")) as f:
+        rows = json.load(f)["rows"]
+    assert next(r for r in rows if r["method"] == "lago")["backbone"] == "smollm2-135m"
+    with open(os.path.join(out, "eval", "goals.json")) as f:
+        recorded = json.load(f)["ppo/seed0"]
+    proc = subprocess.run([sys.executable, "-m", "lago_jax.experiments.clevr_robot", "--eval", recorded["checkpoint"],
+                           "--eval-episodes", "2", "--eval-seed", "1000"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert again["return_mean"] == recorded["return_mean"] and again["success_rate"] == recorded["success_rate"]
+
+
+@pytest.mark.slow
+def test_metaworld_entry_point_end_to_end(tmp_path):
+    out = str(tmp_path / "mw")
+    proc = _cli("lago_jax.experiments.metaworld", out, "--llm", "random:test-tiny", "--episode-length", "20")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.path.exists(os.path.join(out, "results.md")) and os.path.exists(os.path.join(out, "learning_curves.png"))
+
+
+def test_cli_rejects_unknown_task(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lago_jax.experiments.clevr_robot", "--task", "bogus", "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "unknown clevr_robot task(s) ['bogus']" in proc.stderr
