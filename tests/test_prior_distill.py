@@ -96,7 +96,7 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path):
   # Same minibatches and restored Adam state: the resumed run equals the uninterrupted one.
   for a, b in zip(jax.tree.leaves(resumed.trainable), jax.tree.leaves(straight.trainable)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  assert [s for s, _ in res_resumed.val_nll] == [20, 40, 60]
+  assert [s for s, _ in res_resumed.val_nll] == [0, 20, 40, 60]  # step 0: the initial parameters
   np.testing.assert_allclose([v for _, v in res_resumed.val_nll],
                              [v for _, v in res_straight.val_nll], rtol=1e-4)
   # A finished run resumes as done and returns the best parameters; load_prior agrees.

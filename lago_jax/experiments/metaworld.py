@@ -14,17 +14,18 @@ DEFAULT_TASKS = ("reach-v3",)
 
 
 def make_metaworld_suite() -> Suite:
-    from envs.metaworld import env as mw_env
-    from envs.metaworld.policies import get_policy
+    from envs.metaworld import TASKS, MetaWorldEnv
+    from envs.metaworld.policies import POLICIES, get_policy
 
     def make_env(task: str):
-        return mw_env.MetaWorldEnv(task)
+        return MetaWorldEnv(task)
 
     def expert(task: str):
         policy = get_policy(task)
         return lambda obs, key: policy(obs)
 
-    names = tuple(getattr(mw_env, "TASKS", None) or getattr(mw_env, "TASK_NAMES", ()))
+    # Tasks with both an MJX env and a scripted expert.
+    names = tuple(t for t in TASKS if t in POLICIES)
     return Suite(name="metaworld", task_names=names, make_env=make_env, expert=expert)
 
 
@@ -37,6 +38,7 @@ DEFAULTS = dict(
     demo_episodes=16,
     distill_steps=100,
     distill_batch=32,
+    distill_eval_every=10,
     eval_episodes=8,
     episode_length=100,
 )

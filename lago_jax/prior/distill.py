@@ -483,6 +483,12 @@ def distill(prior: Prior, prior_params: PriorParams, demos: Any, config: Distill
   step_times: list[float] = []
   bar = tqdm(total=config.max_steps, initial=step, disable=not config.progress,
              desc=f"distil {prior.backbone}", dynamic_ncols=True)
+  if has_val and step == 0 and not val_curve:
+    # The initial parameters are a candidate too: the returned prior is never worse on the
+    # validation split than the untrained head (which sits near the uniform / standard normal).
+    v0 = evaluate_nll(eval_step, trainable, frozen, val, eval_batch)
+    val_curve.append((0, v0))
+    best_val, best_step, best_trainable = v0, 0, trainable
   try:
     while stop_reason == "max_steps" and step < config.max_steps:
       batch = sample_batch(train, config.batch_size, config.seed, step)
