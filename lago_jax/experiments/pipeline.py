@@ -43,6 +43,7 @@ VARIANT_LABEL = {
     "prior_mlp": "MLP prior alone (greedy)",
     "prior_llm_random": "random-init LLM prior alone (greedy)",
     "prior_llm": "LLM prior alone (greedy)",
+    "random": "random policy",
 }
 
 
@@ -357,30 +358,25 @@ def train_stage(cfg: ExperimentConfig, task: str, variant: str, seed: int, env, 
 # ----------------------------------------------------------------------------- stage 4: evaluation
 
 
-def evaluate_prior(prior, prior_params, env, episodes: int, seed: int, episode_length: int | None = None) -> dict:
-    """The prior acting alone, greedily (argmax / mean), from ``episodes`` fresh episodes."""
+def evaluate_policy(act: Callable, params: Any, env, episodes: int, seed: int,
+                    episode_length: int | None = None) -> dict:
+    """Run ``act(params, obs [E, O], instruction_id [E], key) -> action [E, ...]`` for ``episodes``
+    fresh episodes (no auto-reset; each until done or the episode limit)."""
     import jax
     import jax.numpy as jnp
-    from envs.core import Box
     from envs.wrappers import EpisodeWrapper
 
     wrapped = EpisodeWrapper(env, episode_length)
     horizon = wrapped.max_episode_steps
-    space = env.action_space
-
-    def act(params, obs, instruction_id):
-        action = prior.apply(params, obs, instruction_id).mode()
-        if isinstance(space, Box):
-            action = jnp.clip(action, jnp.asarray(space.low), jnp.asarray(space.high))
-        return action
 
     @jax.jit
     def rollout(params, key):
-        state = jax.vmap(wrapped.reset)(jax.random.split(key, episodes))
+        reset_key, act_key = jax.random.split(key)
+        state = jax.vmap(wrapped.reset)(jax.random.split(reset_key, episodes))
 
-        def step(carry, _):
+        def step(carry, step_key):
             state, alive, ret, success = carry
-            action = act(params, state.obs, state.info["instruction_id"])
+            action = act(params, state.obs, state.info["instruction_id"], step_key)
             nstate = jax.vmap(wrapped.step)(state, action)
             ret = ret + alive * nstate.reward
             success = jnp.maximum(success, alive * nstate.success)
@@ -388,12 +384,41 @@ def evaluate_prior(prior, prior_params, env, episodes: int, seed: int, episode_l
             return (nstate, alive, ret, success), None
 
         z = jnp.zeros((episodes,), jnp.float32)
-        (_, _, ret, success), _ = jax.lax.scan(step, (state, jnp.ones_like(z), z, z), None, length=horizon)
+        carry = (state, jnp.ones_like(z), z, z)
+        (_, _, ret, success), _ = jax.lax.scan(step, carry, jax.random.split(act_key, horizon))
         return ret, success
 
-    ret, success = jax.device_get(rollout(prior_params, jax.random.PRNGKey(seed)))
+    ret, success = jax.device_get(rollout(params, jax.random.PRNGKey(seed)))
     return dict(return_mean=float(np.mean(ret)), return_std=float(np.std(ret)),
                 success_rate=float(np.mean(success)), episodes=int(episodes))
+
+
+def evaluate_prior(prior, prior_params, env, episodes: int, seed: int, episode_length: int | None = None) -> dict:
+    """The prior acting alone, greedily (argmax / mean, clipped to the action box)."""
+    import jax.numpy as jnp
+    from envs.core import Box
+
+    space = env.action_space
+
+    def act(params, obs, instruction_id, key):
+        action = prior.apply(params, obs, instruction_id).mode()
+        if isinstance(space, Box):
+            action = jnp.clip(action, jnp.asarray(space.low), jnp.asarray(space.high))
+        return action
+
+    return evaluate_policy(act, prior_params, env, episodes, seed, episode_length)
+
+
+def evaluate_random(env, episodes: int, seed: int, episode_length: int | None = None) -> dict:
+    """Uniformly random actions: the floor every learning curve is read against."""
+    import jax
+
+    space = env.action_space
+
+    def act(params, obs, instruction_id, key):
+        return jax.vmap(space.sample)(jax.random.split(key, obs.shape[0]))
+
+    return evaluate_policy(act, None, env, episodes, seed, episode_length)
 
 
 def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: dict) -> dict:
@@ -411,6 +436,10 @@ def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: di
         results[key] = r
         _write_json(path, results)
         log(f"{task}/{key}: success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
+    if "random" not in results:
+        results["random"] = evaluate_random(env, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length)
+        _write_json(path, results)
+        log(f"{task}/random: success {results['random']['success_rate']:.3f}")
     for kind, (prior, params, _info) in priors.items():
         key = f"prior_{kind}"
         if key in results:
@@ -439,6 +468,11 @@ def summarize(cfg: ExperimentConfig, task: str, results: dict, priors: dict) -> 
                          backbone=None if kind is None else priors[kind][0].describe()["backbone"],
                          success_mean=sm, success_ci95=sh, return_mean=rm, return_ci95=rh,
                          env_steps=cfg.env_steps))
+    if "random" in results:
+        r = results["random"]
+        rows.append(dict(task=task, method="random", label=VARIANT_LABEL["random"], seeds=1, backbone=None,
+                         success_mean=r["success_rate"], success_ci95=0.0, return_mean=r["return_mean"],
+                         return_ci95=0.0, env_steps=0))
     for kind in priors:
         r = results.get(f"prior_{kind}")
         if r is None:

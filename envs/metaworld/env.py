@@ -1,0 +1,474 @@
+"""Meta-World tasks in MJX: ``MetaWorldEnv`` (one task) and ``MT10Env`` (several, batched per task).
+
+Semantics follow ``metaworld.sawyer_xyz_env.SawyerXYZEnv`` (metaworld 3.1.1):
+
+* Action ``[4]`` in ``[-1, 1]``: the mocap target moves by ``clip(a[:3], -1, 1) / 100`` and is
+  clipped to the task's mocap bounds (its ``hand_low``/``hand_high``); the two gripper position
+  actuators get ``[a[3], -a[3]]``; then 5 physics steps (``frame_skip``) and the kinematics
+  that ``mj_forward`` would compute.
+* Observation ``[39]``: hand position (3), gripper opening ``||rightclaw - leftclaw|| / 0.1``
+  clipped to ``[0, 1]`` (1), two object slots of position + quaternion (14, zero padded), the
+  previous step's 18 values, and the goal (3): zeros by default (Meta-World's partially
+  observable setting), the goal position with ``observe_goal=True``. Clipped like Meta-World's
+  observation space. ``MT10Env(..., task_one_hot=True)`` appends a one-hot task id.
+* Reward: version v2 of each task; ``State.success`` is the task's success flag at this step.
+  Meta-World never terminates: ``terminated`` is always 0; the 500-step limit is applied by
+  ``EpisodeWrapper`` (``max_episode_steps``), and ``EpisodeStatsWrapper`` records success at
+  any step of the episode.
+* Reset: Meta-World's ``reset_model``. The 50 hand-settling steps every Meta-World reset runs
+  (mocap at ``hand_init_pos``, gripper open) do not depend on the random reset vector, so they
+  run once on the host with MuJoCo on the task's original model; each JAX reset starts from
+  that settled state, places objects and fixtures from a reset vector drawn from the task's
+  own ranges (with its rejection rule), and runs the kinematics.
+
+A fixture that a task moves at reset (the drawer, the button box) is moved by setting its
+body position in the model used for that episode; the position lives in the state, so one
+batch holds many task instances.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from mujoco import mjx
+
+from envs.core import Box, Env, State, initial_flags
+from envs.metaworld import tasks as tasks_lib
+from envs.metaworld.model import build_mj_model, edits_for, native_mj_model
+
+FRAME_SKIP = 5
+ACTION_SCALE = 1.0 / 100
+MAX_EPISODE_STEPS = 500
+HAND_SETTLE_STEPS = 50
+# Meta-World's mocap quaternion [1, 0, 1, 0], normalised as MuJoCo's kinematics would.
+MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0]) / np.sqrt(2.0)
+# SawyerXYZEnv._HAND_SPACE: the bounds the hand position is clipped to in the observation.
+HAND_SPACE_LOW = np.array([-0.525, 0.348, -0.0525])
+HAND_SPACE_HIGH = np.array([0.525, 1.025, 0.7])
+OBS_SIZE = 39
+# Prefix of the task-parameter entries in ``state.info`` (e.g. ``"task/target_pos"``).
+TASK_PARAM_PREFIX = "task/"
+
+
+def _instructions_for(task_name: str) -> tuple[str, ...]:
+    try:
+        from envs.metaworld.instructions import INSTRUCTIONS  # written alongside this module
+    except ImportError:
+        INSTRUCTIONS = {}
+    texts = INSTRUCTIONS.get(task_name) if isinstance(INSTRUCTIONS, dict) else None
+    if texts:
+        return tuple(texts)
+    return (_FALLBACK_INSTRUCTIONS.get(task_name, task_name.replace("-v3", "").replace("-", " ")),)
+
+
+_FALLBACK_INSTRUCTIONS = {
+    "reach-v3": "Reach the goal position.",
+    "push-v3": "Push the puck to the goal.",
+    "pick-place-v3": "Pick up the puck and place it at the goal.",
+    "door-open-v3": "Open the door.",
+    "drawer-open-v3": "Open the drawer.",
+    "drawer-close-v3": "Close the drawer.",
+    "button-press-topdown-v3": "Press the button from the top.",
+    "peg-insert-side-v3": "Insert the peg into the hole from the side.",
+    "window-open-v3": "Open the window.",
+    "window-close-v3": "Close the window.",
+}
+
+
+def _name_id(model: mujoco.MjModel, obj: mujoco.mjtObj, name: str) -> int:
+    i = mujoco.mj_name2id(model, obj, name)
+    if i < 0:
+        raise KeyError(f"{obj.name} {name!r} not found in the model")
+    return int(i)
+
+
+def settle_hand(task: tasks_lib.Task) -> dict[str, np.ndarray]:
+    """Meta-World's ``_reset_hand`` on the task's original model, from ``mj_resetData``.
+
+    Returns qpos, qvel, qacc_warmstart after the settling, and what Meta-World reads right
+    after it (without a new ``mj_forward``, as it does): ``init_tcp``, the pad positions and
+    the settled object height ``obj_z`` (``obj`` body, where there is one).
+    """
+    m = native_mj_model(task.xml)
+    d = mujoco.MjData(m)
+    mujoco.mj_resetData(m, d)
+    mocap_id = m.body_mocapid[_name_id(m, mujoco.mjtObj.mjOBJ_BODY, "mocap")]
+    for _ in range(HAND_SETTLE_STEPS):
+        d.mocap_pos[mocap_id][:] = task.hand_init_pos
+        d.mocap_quat[mocap_id][:] = np.array([1.0, 0.0, 1.0, 0.0])
+        d.ctrl[:] = np.array([-1.0, 1.0])
+        mujoco.mj_step(m, d, nstep=FRAME_SKIP)
+        mujoco.mj_rnePostConstraint(m, d)
+    site = lambda n: d.site_xpos[_name_id(m, mujoco.mjtObj.mjOBJ_SITE, n)].copy()
+    body = lambda n: d.xpos[_name_id(m, mujoco.mjtObj.mjOBJ_BODY, n)].copy()
+    out = dict(
+        qpos=d.qpos.copy(),
+        qvel=d.qvel.copy(),
+        qacc_warmstart=d.qacc_warmstart.copy(),
+        init_tcp=(site("rightEndEffector") + site("leftEndEffector")) / 2.0,
+        init_left_pad=body("leftpad"),
+        init_right_pad=body("rightpad"),
+    )
+    obj = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "obj")
+    out["obj_z"] = np.array(d.xpos[obj][2] if obj >= 0 else 0.0)
+    head = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "pegHead")
+    out["peg_head"] = d.site_xpos[head].copy() if head >= 0 else np.zeros(3)
+    return out
+
+
+class MetaWorldEnv(Env):
+    """One Meta-World task in MJX.
+
+    Args:
+      task_name: a Meta-World v3 name (``reach-v3``, ...); see :data:`tasks.TASKS`.
+      observe_goal: put the goal position in ``obs[36:39]`` (Meta-World's fully observable
+        setting); False (default) gives zeros there, like Meta-World's default.
+      random_instruction: draw ``info["instruction_id"]`` uniformly at each reset (else 0).
+
+    ``state.info`` holds ``instruction_id``, ``reset_vector`` (Meta-World's ``_last_rand_vec``
+    for this episode) and the episode's task parameters under ``"task/<name>"`` keys
+    (``target_pos``, ``obj_init_pos``, ``init_tcp``, ...; read them with :meth:`task_params`).
+    ``reset_to(reset_vector)`` starts the episode Meta-World would start from that vector.
+    ``state.metrics`` carries the reward terms (``in_place``, ``grasp_reward``, ...).
+    """
+
+    def __init__(self, task_name: str, observe_goal: bool = False, random_instruction: bool = True):
+        self.task = tasks_lib.get_task(task_name)
+        self.task_name = task_name
+        self.observe_goal = bool(observe_goal)
+        self.random_instruction = bool(random_instruction)
+        self._instructions = _instructions_for(task_name)
+
+        task = self.task
+        self.mj_model = build_mj_model(task.xml, task.colliders)
+        self.model_edits = edits_for(task.xml, task.colliders)
+        self.mjx_model = mjx.put_model(self.mj_model)
+        m = self.mj_model
+
+        body = lambda n: _name_id(m, mujoco.mjtObj.mjOBJ_BODY, n)
+        site = lambda n: _name_id(m, mujoco.mjtObj.mjOBJ_SITE, n)
+        geom = lambda n: _name_id(m, mujoco.mjtObj.mjOBJ_GEOM, n)
+        self._hand = body("hand")
+        self._rightclaw, self._leftclaw = body("rightclaw"), body("leftclaw")
+        self._rightpad, self._leftpad = body("rightpad"), body("leftpad")
+        self._right_ee, self._left_ee = site("rightEndEffector"), site("leftEndEffector")
+        ids = {}
+        for n in task.names.get("bodies", ()):
+            ids[n] = body(n)
+        for n in task.names.get("sites", ()):
+            ids[n] = site(n)
+        for n in task.names.get("geoms", ()):
+            ids[n] = geom(n)
+        self._ids = ids
+        self._fixture = body(task.fixture_body) if task.fixture_body else None
+
+        base = settle_hand(task)
+        if base["qpos"].shape != (m.nq,) or base["qvel"].shape != (m.nv,):
+            raise ValueError("the edited model's joints differ from Meta-World's model")
+        self._base = {k: np.asarray(v, np.float32) for k, v in base.items()}
+        self._mocap_low = np.asarray(task.hand_low, np.float32)
+        self._mocap_high = np.asarray(task.hand_high, np.float32)
+        self._rand_low = np.asarray(task.rand_low, np.float32)
+        self._rand_high = np.asarray(task.rand_high, np.float32)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def observation_size(self) -> int:
+        return OBS_SIZE
+
+    @property
+    def action_space(self) -> Box:
+        return Box.uniform(4)
+
+    @property
+    def instructions(self) -> Sequence[str]:
+        return self._instructions
+
+    @property
+    def max_episode_steps(self) -> int:
+        return MAX_EPISODE_STEPS
+
+    # ------------------------------------------------------------------ reset
+
+    def sample_reset_vector(self, key: jax.Array) -> jax.Array:
+        """Meta-World's random reset vector: uniform in the task's reset space, with its rejection rule."""
+        low, high = jnp.asarray(self._rand_low), jnp.asarray(self._rand_high)
+
+        def draw(k):
+            return jax.random.uniform(k, low.shape, jnp.float32, low, high)
+
+        if self.task.min_obj_goal_xy is None:
+            return draw(key)
+        min_d = self.task.min_obj_goal_xy
+
+        def bad(carry):
+            _, v = carry
+            return jnp.linalg.norm(v[:2] - v[3:5]) < min_d
+
+        def redraw(carry):
+            k, _ = carry
+            k, sub = jax.random.split(k)
+            return k, draw(sub)
+
+        key, sub = jax.random.split(key)
+        return jax.lax.while_loop(bad, redraw, (key, draw(sub)))[1]
+
+    def _model(self, params: dict):
+        if self._fixture is None:
+            return self.mjx_model
+        body_pos = self.mjx_model.body_pos.at[self._fixture].set(params["fixture_pos"])
+        return self.mjx_model.replace(body_pos=body_pos)
+
+    def reset(self, key: jax.Array) -> State:
+        k_vec, k_instr = jax.random.split(key)
+        state = self.reset_to(self.sample_reset_vector(k_vec))
+        if self.random_instruction and len(self._instructions) > 1:
+            iid = jax.random.randint(k_instr, (), 0, len(self._instructions), dtype=jnp.int32)
+            state = state.replace(info=dict(state.info, instruction_id=iid))
+        return state
+
+    def reset_to(self, reset_vector: jax.Array) -> State:
+        """Reset to the task instance given by Meta-World's reset vector (``env._last_rand_vec``)."""
+        base = {k: jnp.asarray(v) for k, v in self._base.items()}
+        rand = jnp.asarray(reset_vector, jnp.float32)
+        qpos, qvel, params = self.task.reset(rand, base["qpos"], base["qvel"], base)
+        params = dict(
+            params,
+            init_tcp=base["init_tcp"],
+            hand_init_pos=jnp.asarray(self.task.hand_init_pos, jnp.float32),
+        )
+        if "fixture_pos" not in params:
+            params["fixture_pos"] = jnp.zeros(3, jnp.float32)
+        m = self._model(params)
+        data = mjx.make_data(self.mj_model)
+        data = data.replace(
+            qpos=qpos,
+            qvel=qvel,
+            qacc_warmstart=base["qacc_warmstart"],
+            mocap_pos=jnp.asarray(self.task.hand_init_pos, jnp.float32)[None],
+            mocap_quat=jnp.asarray(MOCAP_QUAT, jnp.float32)[None],
+            ctrl=jnp.array([-1.0, 1.0], jnp.float32),
+        )
+        data = mjx.kinematics(m, data)
+        if self.task.post_reset is not None:
+            params = self.task.post_reset(params, data.site_xpos, data.xpos, self._ids)
+        if "target_pos" not in params:
+            raise KeyError(f"{self.task_name}: reset defines no target_pos")
+        curr = self._current(data)
+        if self.task.reset_obs_object_offset is not None:
+            curr = curr.at[4:7].add(jnp.asarray(self.task.reset_obs_object_offset, jnp.float32))
+        obs = self._observation(curr, curr, params)
+        # Flat keys: wrappers (auto-reset) select info entries leaf by leaf.
+        info = dict(instruction_id=jnp.zeros((), jnp.int32), reset_vector=rand)
+        info.update({TASK_PARAM_PREFIX + k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
+        metrics = {k: jnp.zeros((), jnp.float32) for k in self._metric_keys()}
+        return State(data=data, obs=obs, metrics=metrics, info=info, **initial_flags())
+
+    # ------------------------------------------------------------------ step
+
+    @staticmethod
+    def task_params(state: State) -> dict:
+        """The episode's task parameters (``target_pos``, ``obj_init_pos``, ...) from ``state.info``."""
+        n = len(TASK_PARAM_PREFIX)
+        return {k[n:]: v for k, v in state.info.items() if k.startswith(TASK_PARAM_PREFIX)}
+
+    def step(self, state: State, action: jax.Array) -> State:
+        params = self.task_params(state)
+        m = self._model(params)
+        d = state.data
+        action = jnp.asarray(action, jnp.float32)
+        delta = jnp.clip(action[:3], -1.0, 1.0) * ACTION_SCALE
+        mocap = jnp.clip(d.mocap_pos[0] + delta, self._mocap_low, self._mocap_high)
+        d = d.replace(
+            mocap_pos=mocap[None],
+            mocap_quat=jnp.asarray(MOCAP_QUAT, jnp.float32)[None],
+            ctrl=jnp.stack([action[3], -action[3]]),
+        )
+        d = jax.lax.fori_loop(0, FRAME_SKIP, lambda _, x: mjx.step(m, x), d)
+        d = mjx.kinematics(m, d)
+        curr = self._current(d)
+        obs = self._observation(curr, state.obs[:18], params)
+        frame = self._frame(d, obs, action, params)
+        reward, success, terms = self.task.reward(frame)
+        metrics = dict(state.metrics)
+        for k in self._metric_keys():
+            metrics[k] = jnp.asarray(terms.get(k, 0.0), jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        return state.replace(
+            data=d,
+            obs=obs,
+            reward=jnp.asarray(reward, jnp.float32),
+            success=jnp.asarray(success, jnp.float32),
+            terminated=zero,
+            truncated=zero,
+            done=zero,
+            metrics=metrics,
+        )
+
+    # ------------------------------------------------------------------ pieces
+
+    @staticmethod
+    def _metric_keys() -> tuple[str, ...]:
+        return ("in_place", "grasp_reward", "obj_to_target", "tcp_to_obj", "tcp_to_target")
+
+    def _current(self, d) -> jax.Array:
+        """Meta-World's ``_get_curr_obs_combined_no_goal`` ``[18]``."""
+        hand = d.xpos[self._hand]
+        gap = jnp.linalg.norm(d.xpos[self._rightclaw] - d.xpos[self._leftclaw])
+        gap = jnp.clip(gap / 0.1, 0.0, 1.0)
+        objects = self.task.objects(d.xpos, d.xquat, d.geom_xpos, d.geom_xmat, dict(self._ids, _site_xpos=d.site_xpos, _site_xmat=d.site_xmat))
+        return jnp.concatenate([hand, gap[None], objects]).astype(jnp.float32)
+
+    def _observation(self, curr, prev, params) -> jax.Array:
+        """``[curr, prev, goal]`` clipped to Meta-World's observation space ``[39]``."""
+
+        def clip18(x):
+            hand = jnp.clip(x[:3], HAND_SPACE_LOW, HAND_SPACE_HIGH)
+            gap = jnp.clip(x[3:4], -1.0, 1.0)
+            return jnp.concatenate([hand, gap, x[4:]])
+
+        if self.observe_goal:
+            goal = jnp.clip(params["target_pos"], np.asarray(self.task.goal_low), np.asarray(self.task.goal_high))
+        else:
+            goal = jnp.zeros(3)
+        return jnp.concatenate([clip18(curr), clip18(prev), goal]).astype(jnp.float32)
+
+    def _frame(self, d, obs, action, params) -> tasks_lib.Frame:
+        tcp = (d.site_xpos[self._right_ee] + d.site_xpos[self._left_ee]) / 2.0
+        return tasks_lib.Frame(
+            obs=obs,
+            action=action,
+            tcp=tcp,
+            left_pad=d.xpos[self._leftpad],
+            right_pad=d.xpos[self._rightpad],
+            qpos=d.qpos,
+            site_xpos=d.site_xpos,
+            params=dict(params, _ids=self._ids),
+        )
+
+    def evaluate(self, obs, action, tcp, left_pad, right_pad, qpos, site_xpos, params):
+        """The task's reward and success on explicit quantities (for checks against Meta-World)."""
+        frame = tasks_lib.Frame(
+            obs=jnp.asarray(obs, jnp.float32), action=jnp.asarray(action, jnp.float32), tcp=jnp.asarray(tcp, jnp.float32),
+            left_pad=jnp.asarray(left_pad, jnp.float32), right_pad=jnp.asarray(right_pad, jnp.float32),
+            qpos=jnp.asarray(qpos, jnp.float32), site_xpos=jnp.asarray(site_xpos, jnp.float32),
+            params=dict({k: jnp.asarray(v, jnp.float32) for k, v in params.items()}, _ids=self._ids),
+        )
+        return self.task.reward(frame)
+
+
+class MT10Env(Env):
+    """Several Meta-World tasks in one batched env: ``envs_per_task`` copies of each task.
+
+    Different tasks have different MuJoCo models, so one ``vmap`` cannot hold them; each task
+    keeps its own sub-batch (its own training stack: episode limit, episode statistics and
+    auto-reset), and every ``reset``/``step`` runs all sub-batches inside the same jitted call.
+    The returned ``State`` is already batched: ``obs [N, 39 (+ num_tasks)]``, ``reward [N]``, ...
+    with ``N = num_tasks * envs_per_task``, tasks in blocks of ``envs_per_task`` rows in the
+    order of ``task_names``. ``state.data`` maps each task name to its sub-batch's state.
+    Use it where ``wrap_for_training(env, N)`` would be used (it is not wrapped again).
+
+    ``info["task_id"]`` is the row's task index; ``info["instruction_id"]`` indexes
+    ``self.instructions``, the concatenation of every task's instructions.
+
+    Args:
+      task_names: tasks, default the MT10 list (only those available are accepted).
+      envs_per_task: sub-batch size per task.
+      task_one_hot: append a one-hot task id to the observation (multi-task policies).
+      episode_length: episode limit (Meta-World's 500 by default).
+      observe_goal: passed to every :class:`MetaWorldEnv`.
+    """
+
+    def __init__(
+        self,
+        task_names: Sequence[str] | None = None,
+        envs_per_task: int = 1,
+        task_one_hot: bool = True,
+        episode_length: int = MAX_EPISODE_STEPS,
+        observe_goal: bool = False,
+    ):
+        from envs.wrappers import AutoResetWrapper, EpisodeStatsWrapper, EpisodeWrapper
+
+        names = tuple(task_names) if task_names is not None else tasks_lib.MT10_TASKS
+        if not names:
+            raise ValueError("MT10Env needs at least one task")
+        if envs_per_task < 1:
+            raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+        self.task_names = names
+        self.envs_per_task = int(envs_per_task)
+        self.task_one_hot = bool(task_one_hot)
+        self._episode_length = int(episode_length)
+        self.envs = {
+            n: AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(MetaWorldEnv(n, observe_goal=observe_goal), episode_length)))
+            for n in names
+        }
+        self._instr_offset = {}
+        instructions: list[str] = []
+        for n in names:
+            self._instr_offset[n] = len(instructions)
+            instructions.extend(self.envs[n].instructions)
+        self._instructions = tuple(instructions)
+
+    @property
+    def num_envs(self) -> int:
+        return len(self.task_names) * self.envs_per_task
+
+    @property
+    def observation_size(self) -> int:
+        return OBS_SIZE + (len(self.task_names) if self.task_one_hot else 0)
+
+    @property
+    def action_space(self) -> Box:
+        return Box.uniform(4)
+
+    @property
+    def instructions(self) -> Sequence[str]:
+        return self._instructions
+
+    @property
+    def max_episode_steps(self) -> int:
+        return self._episode_length
+
+    def _with_task(self, obs, i):
+        if not self.task_one_hot:
+            return obs
+        hot = jnp.zeros((obs.shape[0], len(self.task_names)), obs.dtype).at[:, i].set(1.0)
+        return jnp.concatenate([obs, hot], axis=-1)
+
+    def _combine(self, subs: dict) -> State:
+        cat = lambda xs: jnp.concatenate(xs, axis=0)
+        obs, final_obs, iids, tids = [], [], [], []
+        for i, n in enumerate(self.task_names):
+            s = subs[n]
+            obs.append(self._with_task(s.obs, i))
+            final_obs.append(self._with_task(s.info["final_obs"], i))
+            iids.append(s.info["instruction_id"] + self._instr_offset[n])
+            tids.append(jnp.full((self.envs_per_task,), i, jnp.int32))
+        first = subs[self.task_names[0]]
+        metric_keys = [k for k in first.metrics if all(k in subs[n].metrics for n in self.task_names)]
+        metrics = {k: cat([subs[n].metrics[k] for n in self.task_names]) for k in metric_keys}
+        fields = {
+            f: cat([getattr(subs[n], f) for n in self.task_names])
+            for f in ("reward", "done", "terminated", "truncated", "success")
+        }
+        info = dict(instruction_id=cat(iids), task_id=cat(tids), final_obs=cat(final_obs))
+        return State(data=subs, obs=cat(obs), metrics=metrics, info=info, **fields)
+
+    def reset(self, key: jax.Array) -> State:
+        keys = jax.random.split(key, len(self.task_names))
+        subs = {}
+        for k, n in zip(keys, self.task_names):
+            subs[n] = jax.vmap(self.envs[n].reset)(jax.random.split(k, self.envs_per_task))
+        return self._combine(subs)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        subs = {}
+        for i, n in enumerate(self.task_names):
+            a = action[i * self.envs_per_task : (i + 1) * self.envs_per_task]
+            subs[n] = jax.vmap(self.envs[n].step)(state.data[n], a)
+        return self._combine(subs)

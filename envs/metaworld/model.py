@@ -1,0 +1,214 @@
+"""MJX-ready Meta-World models, built in code from the XML assets of the installed package.
+
+Meta-World's scenes load in MJX as they are, but they are slow there (mesh collisions, a
+50-iteration solver with 50 line-search steps that MJX always runs in full under ``vmap``)
+and some pairs are unsupported (cylinder-box). :func:`build_mj_model` loads a task's XML with
+``mujoco.MjSpec.from_file`` and applies a short list of edits; :func:`model_edits` returns that
+list with a one-line reason per edit, so documentation can quote it. Nothing in the XML files
+is copied: the assets are always read from ``metaworld``'s own package directory.
+
+Collision filtering uses four bit groups (``contype``/``conaffinity``):
+
+* ``TABLE`` (bit 0): the table top, a plane at z = 0;
+* ``GRIPPER`` (bit 1): the two claws and two pads;
+* ``OBJECT`` (bit 2): the task's free objects (puck, peg);
+* ``FIXTURE`` (bit 3): the parts of the task's fixtures that are touched (handles, button cap).
+
+A pair collides when ``contype_a & conaffinity_b or contype_b & conaffinity_a``; the bits are
+set so that only table-gripper, table-object, gripper-object, and (per task) gripper-fixture
+and object-fixture pairs exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import mujoco
+import numpy as np
+
+TABLE, GRIPPER, OBJECT, FIXTURE = 1, 2, 4, 8
+
+# Geoms of the Sawyer gripper that keep their collisions (all in xyz_base.xml).
+GRIPPER_GEOMS = ("rightclaw_it", "rightpad_geom", "leftclaw_it", "leftpad_geom")
+
+# Solver settings: see DESIGN.md section 6 for the measurements behind them.
+SOLVER_ITERATIONS = 2
+LS_ITERATIONS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class ColliderSpec:
+    """The task geoms that keep collisions.
+
+    Attributes:
+      objects: free objects: ``(body, indices)`` pairs; ``indices`` picks among the body's
+        colliding geoms (in XML order), ``None`` keeps all. They collide with the table and gripper.
+      fixtures: jointed or static fixtures, same format; they collide with the gripper only
+        (and with objects when ``fixture_object_contacts``).
+      fixture_object_contacts: whether fixtures also collide with objects (peg in a hole).
+      fixture_gripper_contacts: whether fixtures collide with the gripper.
+
+    Bodies are named by their XML name; an unnamed body is ``<parent label>/<child index>``.
+
+    Kept cylinders become boxes of the same footprint: MJX 3.3 has no cylinder-box collision
+    and the gripper pads are boxes.
+    """
+
+    objects: tuple[tuple[str, tuple[int, ...] | None], ...] = ()
+    fixtures: tuple[tuple[str, tuple[int, ...] | None], ...] = ()
+    fixture_object_contacts: bool = False
+    fixture_gripper_contacts: bool = True
+
+
+def metaworld_asset_path(xml_name: str) -> str:
+    """Absolute path of ``sawyer_xyz/<xml_name>`` inside the installed metaworld package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("metaworld")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the metaworld package is not installed; it provides the Meta-World assets")
+    root = spec.submodule_search_locations[0]
+    path = os.path.join(root, "assets", "sawyer_xyz", xml_name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Meta-World asset {xml_name!r} not found at {path}")
+    return path
+
+
+def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
+    """Apply the MJX edits to ``spec`` in place. Returns the list of edits with reasons."""
+    edits: list[str] = []
+
+    # 1. Solver settings.
+    spec.option.solver = mujoco.mjtSolver.mjSOL_NEWTON
+    spec.option.iterations = SOLVER_ITERATIONS
+    spec.option.ls_iterations = LS_ITERATIONS
+    spec.option.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
+    edits.append(
+        f"solver Newton, iterations 50 -> {SOLVER_ITERATIONS}, line-search 50 -> {LS_ITERATIONS}: under vmap MJX "
+        "always runs every iteration; Newton with >= 2 iterations keeps the hand within 1 mm of native"
+    )
+    edits.append(
+        "cone elliptic -> pyramidal: elliptic cones multiply constraint rows and are slower in MJX; "
+        "friction limits change by at most the pyramid's approximation"
+    )
+
+    # Unnamed bodies get the name "<parent>/<child index>" so tasks can select their geoms.
+    for b in spec.bodies:
+        for k, child in enumerate(b.bodies):
+            if not child.name and b.name:
+                child.name = f"{b.name}/{k}"
+    labels = {b.name for b in spec.bodies if b.name}
+
+    def selection(entries):
+        out = {}
+        for body, idx in entries:
+            if body not in labels:
+                raise KeyError(f"body {body!r} not in the model")
+            out[body] = None if idx is None else set(idx)
+        return out
+
+    objects, fixtures = selection(colliders.objects), selection(colliders.fixtures)
+    fixture_aff = (GRIPPER if colliders.fixture_gripper_contacts else 0) | (
+        OBJECT if colliders.fixture_object_contacts else 0
+    )
+    kept, dropped = [], []
+    table_replaced = False
+    for b in spec.bodies:
+        blabel = b.name
+        colliding_index = -1
+        for g in b.geoms:
+            if not (g.contype or g.conaffinity):
+                continue
+            colliding_index += 1
+            name = g.name or ""
+            label = f"{blabel}:{name or colliding_index}"
+            if name in GRIPPER_GEOMS:
+                g.contype, g.conaffinity = GRIPPER, TABLE | OBJECT
+            elif b.name == "tablelink" and g.type == mujoco.mjtGeom.mjGEOM_BOX and not table_replaced:
+                top = float(g.pos[2] + g.size[2])
+                g.type = mujoco.mjtGeom.mjGEOM_PLANE
+                g.size = np.array([g.size[0], g.size[1], 0.01])
+                g.pos = np.array([g.pos[0], g.pos[1], top])
+                g.contype, g.conaffinity = TABLE, 0
+                table_replaced = True
+            elif blabel in objects and (objects[blabel] is None or colliding_index in objects[blabel]):
+                g.contype, g.conaffinity = OBJECT, TABLE | GRIPPER
+                kept.append(label)
+                _cylinder_to_box(g, label, edits)
+            elif blabel in fixtures and (fixtures[blabel] is None or colliding_index in fixtures[blabel]):
+                g.contype, g.conaffinity = FIXTURE, fixture_aff
+                kept.append(label)
+                _cylinder_to_box(g, label, edits)
+            else:
+                g.contype, g.conaffinity = 0, 0
+                dropped.append(label)
+    if not table_replaced:
+        raise ValueError("no table box found in the model")
+    edits.append(
+        "table box -> plane at the table top (z = 0): objects stay inside the retaining walls, "
+        "and plane-box is the cheapest MJX collision"
+    )
+    edits.append(
+        f"collisions kept only for the table top, the gripper claws and pads, and the task's geoms {kept}; "
+        f"dropped {len(dropped)} colliding geoms (floor, retaining walls, arm meshes, fixture parts the "
+        "gripper does not touch in this task): MJX evaluates every candidate pair on every step"
+    )
+    edits.append(
+        "contype/conaffinity re-assigned to table / gripper / object / fixture groups: only table-gripper, "
+        "table-object, gripper-object and, per task, gripper-fixture and object-fixture pairs are generated"
+    )
+    return edits
+
+
+def _cylinder_to_box(g, label: str, edits: list[str]) -> None:
+    if g.type != mujoco.mjtGeom.mjGEOM_CYLINDER:
+        return
+    r, h = float(g.size[0]), float(g.size[1])
+    g.type = mujoco.mjtGeom.mjGEOM_BOX
+    g.size = np.array([r, r, h])
+    edits.append(
+        f"{label}: cylinder (r={r:g}, half-height={h:g}) -> box ({r:g}, {r:g}, {h:g}): MJX 3.3 has no "
+        "cylinder-box collision (the gripper pads are boxes); same width, depth and height"
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _build(xml_name: str, colliders: ColliderSpec) -> tuple[mujoco.MjModel, tuple[str, ...]]:
+    spec = mujoco.MjSpec.from_file(metaworld_asset_path(xml_name))
+    edits = _edit_spec(spec, colliders)
+    model = spec.compile()
+    # Meta-World's SawyerMocapBase.reset_mocap_welds: the mocap weld's relative pose and torque scale.
+    for i in range(model.neq):
+        if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
+            model.eq_data[i] = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
+    edits.append("mocap weld eq_data set as Meta-World's reset_mocap_welds does (not an MJX edit)")
+    return model, tuple(edits)
+
+
+def build_mj_model(xml_name: str, colliders: ColliderSpec) -> mujoco.MjModel:
+    """The edited ``mujoco.MjModel`` for ``xml_name`` (cached; do not modify it in place)."""
+    return _build(xml_name, colliders)[0]
+
+
+def edits_for(xml_name: str, colliders: ColliderSpec) -> list[str]:
+    """The edits :func:`build_mj_model` applies, one line with its reason each."""
+    return list(_build(xml_name, colliders)[1])
+
+
+def native_mj_model(xml_name: str) -> mujoco.MjModel:
+    """The unedited model as Meta-World loads it (with its mocap weld reset), for host-side set-up."""
+    model = mujoco.MjModel.from_xml_path(metaworld_asset_path(xml_name))
+    for i in range(model.neq):
+        if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
+            model.eq_data[i] = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
+    return model
+
+
+def model_edits(task_name: str) -> list[str]:
+    """The MjSpec edits made for ``task_name``, one line with its reason each."""
+    from envs.metaworld.tasks import get_task
+
+    task = get_task(task_name)
+    return edits_for(task.xml, task.colliders)
