@@ -40,6 +40,7 @@ DEFAULTS = dict(
     beta=0.1,
     demo_episodes=128,
     demo_batch=64,
+    demo_episode_length=16,
     distill_steps=50,
     distill_batch=32,
     distill_eval_every=10,

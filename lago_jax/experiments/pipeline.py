@@ -103,6 +103,9 @@ class ExperimentConfig:
     """Expert episodes collected per task."""
     demo_batch: int = 32
     """Expert episodes run in parallel."""
+    demo_episode_length: int | None = None
+    """Step limit of expert episodes (None: ``episode_length``, else the task's own). Experts that
+    finish fast (the CLEVR oracle: ~4.4 pushes) need far fewer steps than the task allows."""
     distill_steps: int = 100
     distill_batch: int = 32
     distill_lr: float = 1e-3
@@ -221,7 +224,7 @@ def demos_stage(cfg: ExperimentConfig, suite: Suite, task: str, env) -> Any:
         cfg.demo_episodes,
         jax.random.PRNGKey(12345),
         batch_size=min(cfg.demo_batch, cfg.demo_episodes),
-        episode_length=cfg.episode_length,
+        episode_length=cfg.demo_episode_length or cfg.episode_length,
         env_name=f"{suite.name}/{task}",
         metadata={"policy": "scripted expert"},
     )
