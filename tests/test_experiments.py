@@ -134,9 +134,12 @@ def test_clevr_robot_entry_point_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_metaworld_entry_point_end_to_end(tmp_path):
     out = str(tmp_path / "mw")
-    proc = _cli("lago_jax.experiments.metaworld", out, "--llm", "random:test-tiny", "--episode-length", "20")
+    proc = _cli("lago_jax.experiments.metaworld", out, "--llm", "random:test-tiny", "--episode-length", "60")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert os.path.exists(os.path.join(out, "results.md")) and os.path.exists(os.path.join(out, "learning_curves.png"))
+    with open(os.path.join(out, "results.json")) as f:
+        data = json.load(f)
+    assert data["demos"]["reach-v3"]["success_rate"] > 0.5  # the scripted expert sees the goal
 
 
 def test_cli_rejects_unknown_task(tmp_path):

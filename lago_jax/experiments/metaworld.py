@@ -18,7 +18,8 @@ def make_metaworld_suite() -> Suite:
     from envs.metaworld.policies import POLICIES, get_policy
 
     def make_env(task: str):
-        return MetaWorldEnv(task)
+        # Goal visible, as in metaworld.MT1 (the scripted experts steer to it; so can the policy).
+        return MetaWorldEnv(task, observe_goal=True)
 
     def expert(task: str):
         policy = get_policy(task)
