@@ -146,3 +146,11 @@ def test_cli_rejects_unknown_task(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lago_jax.experiments.clevr_robot", "--task", "bogus", "--out",
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "unknown clevr_robot task(s) ['bogus']" in proc.stderr
+
+
+def test_bad_ppo_settings_fail_before_any_stage(tmp_path):
+    out = tmp_path / "never"
+    cfg = ExperimentConfig(tasks=("reach",), out_dir=str(out), num_steps=50, num_minibatches=4)
+    with pytest.raises(ValueError, match="num_minibatches=4 is invalid"):
+        pipeline.run_pipeline(cfg, point_mass_suite())
+    assert not out.exists()

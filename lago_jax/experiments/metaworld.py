@@ -33,7 +33,7 @@ def make_metaworld_suite() -> Suite:
 DEFAULTS = dict(
     seeds=(0, 1),
     num_envs=8,
-    num_steps=50,
+    num_steps=40,
     num_updates=6,
     beta=0.1,
     demo_episodes=16,

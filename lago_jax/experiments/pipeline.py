@@ -554,6 +554,8 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     unknown = [t for t in cfg.tasks if t not in suite.task_names]
     if unknown:
         raise ValueError(f"unknown {suite.name} task(s) {unknown}; expected some of {list(suite.task_names)}")
+    for variant in cfg.variants:  # fail on bad PPO settings before any expensive stage runs
+        cfg.ppo_config(variant, cfg.seeds[0])
     os.makedirs(cfg.out_dir, exist_ok=True)
     saved_cfg = os.path.join(cfg.out_dir, "experiment.json")
     if os.path.exists(saved_cfg):
