@@ -366,34 +366,11 @@ def evaluate_policy(act: Callable, params: Any, env, episodes: int, seed: int,
     """Run ``act(params, obs [E, O], instruction_id [E], key) -> action [E, ...]`` for ``episodes``
     fresh episodes (no auto-reset; each until done or the episode limit)."""
     import jax
-    import jax.numpy as jnp
-    from envs.wrappers import EpisodeWrapper
+    from lago_jax.ppo.evaluate import make_policy_eval_fn, summarize
 
-    wrapped = EpisodeWrapper(env, episode_length)
-    horizon = wrapped.max_episode_steps
-
-    @jax.jit
-    def rollout(params, key):
-        reset_key, act_key = jax.random.split(key)
-        state = jax.vmap(wrapped.reset)(jax.random.split(reset_key, episodes))
-
-        def step(carry, step_key):
-            state, alive, ret, success = carry
-            action = act(params, state.obs, state.info["instruction_id"], step_key)
-            nstate = jax.vmap(wrapped.step)(state, action)
-            ret = ret + alive * nstate.reward
-            success = jnp.maximum(success, alive * nstate.success)
-            alive = alive * (1.0 - nstate.done)
-            return (nstate, alive, ret, success), None
-
-        z = jnp.zeros((episodes,), jnp.float32)
-        carry = (state, jnp.ones_like(z), z, z)
-        (_, _, ret, success), _ = jax.lax.scan(step, carry, jax.random.split(act_key, horizon))
-        return ret, success
-
-    ret, success = jax.device_get(rollout(params, jax.random.PRNGKey(seed)))
-    return dict(return_mean=float(np.mean(ret)), return_std=float(np.std(ret)),
-                success_rate=float(np.mean(success)), episodes=int(episodes))
+    out = make_policy_eval_fn(act, env, episodes, episode_length)(params, jax.random.PRNGKey(seed))
+    r = summarize(jax.device_get(out))
+    return {k: r[k] for k in ("return_mean", "return_std", "success_rate", "episodes")}
 
 
 def evaluate_prior(prior, prior_params, env, episodes: int, seed: int, episode_length: int | None = None) -> dict:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,23 +21,24 @@ from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, norma
 from lago_jax.ppo.rollout import env_action, sample_actions
 
 
-def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: int | None, normalize: bool, greedy: bool):
-    """``eval_fn(params, obs_stats, key) -> dict of [episodes] arrays`` (jitted)."""
+def make_policy_eval_fn(act: Callable, env: Env, episodes: int, episode_length: int | None):
+    """``eval_fn(params, key) -> dict of [episodes] arrays`` (jitted) for any policy.
+
+    ``act(params, obs [E, O], instruction_id [E], key) -> action [E, ...]`` (env-ready actions).
+    Runs ``episodes`` fresh episodes without auto-reset, each until ``done`` or the limit, and
+    returns their ``returns``, ``lengths`` and ``successes`` (success at any step).
+    """
     env = EpisodeWrapper(env, episode_length)
     horizon = env.max_episode_steps
 
-    def eval_fn(params, obs_stats: ObsNormStats, key: jax.Array) -> dict:
+    def eval_fn(params, key: jax.Array) -> dict:
         reset_key, act_key = jax.random.split(key)
         state = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
 
         def step(carry, step_key):
             state, alive, ret, length, success = carry
-            dist = network.apply(params, normalize_obs(obs_stats, state.obs, normalize), method=ActorCritic.policy)
-            if greedy:
-                action = dist.mode()
-            else:
-                action = sample_actions(dist, jax.random.split(step_key, episodes))
-            nstate = jax.vmap(env.step)(state, env_action(action, env.action_space))
+            action = act(params, state.obs, state.info["instruction_id"], step_key)
+            nstate = jax.vmap(env.step)(state, action)
             ret = ret + alive * nstate.reward
             length = length + alive
             success = jnp.maximum(success, alive * nstate.success)
@@ -50,6 +51,19 @@ def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: 
         return dict(returns=ret, lengths=length, successes=success)
 
     return jax.jit(eval_fn)
+
+
+def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: int | None, normalize: bool, greedy: bool):
+    """``eval_fn(params, obs_stats, key) -> dict of [episodes] arrays`` (jitted) for a PPO policy."""
+
+    def act(params_and_stats, obs, instruction_id, step_key):
+        params, obs_stats = params_and_stats
+        dist = network.apply(params, normalize_obs(obs_stats, obs, normalize), method=ActorCritic.policy)
+        action = dist.mode() if greedy else sample_actions(dist, jax.random.split(step_key, episodes))
+        return env_action(action, env.action_space)
+
+    fn = make_policy_eval_fn(act, env, episodes, episode_length)
+    return lambda params, obs_stats, key: fn((params, obs_stats), key)
 
 
 def summarize(out: dict) -> dict[str, float]:
