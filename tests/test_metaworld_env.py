@@ -191,3 +191,29 @@ def test_mt10_env_batches_tasks_with_one_hot():
     texts = [env.instructions[i] for i in iid[0]]
     assert texts[0] in MetaWorldEnv("reach-v3").instructions
     assert texts[3] in MetaWorldEnv("drawer-close-v3").instructions
+
+
+def test_hand_box_collides_with_fixtures_only():
+    """Window, drawer and door keep the hand's gripper-base mesh as a fitted box that touches the
+    task's fixtures (handles) and nothing else; object tasks leave it without collisions."""
+    import mujoco
+
+    from envs.metaworld.model import FIXTURE, HAND, build_mj_model
+
+    def hand_geoms(m):
+        body = m.body("right_hand").id
+        return [g for g in range(m.ngeom) if m.geom_bodyid[g] == body and (m.geom_contype[g] or m.geom_conaffinity[g])]
+
+    for name in ("window-open-v3", "drawer-open-v3", "door-open-v3"):
+        task = get_task(name)
+        m = build_mj_model(task.xml, task.colliders)
+        (g,) = hand_geoms(m)
+        assert m.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX
+        assert m.geom_contype[g] == HAND and m.geom_conaffinity[g] == 0
+        # Fitted to the mesh's bounding box: a few centimetres on each side, not zero, not huge.
+        assert np.all(m.geom_size[g] > 0.02) and np.all(m.geom_size[g] < 0.06), m.geom_size[g]
+        partners = [h for h in range(m.ngeom) if h != g and (m.geom_conaffinity[h] & HAND)]
+        assert partners and all(m.geom_contype[h] == FIXTURE for h in partners)
+        assert any("right_hand" in e for e in model_edits(name))
+    task = get_task("reach-v3")
+    assert hand_geoms(build_mj_model(task.xml, task.colliders)) == []

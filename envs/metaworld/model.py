@@ -28,7 +28,10 @@ import os
 import mujoco
 import numpy as np
 
-TABLE, GRIPPER, OBJECT, FIXTURE = 1, 2, 4, 8
+TABLE, GRIPPER, OBJECT, FIXTURE, HAND = 1, 2, 4, 8, 16
+
+# The Sawyer hand's collision mesh (the gripper base, ``right_hand`` body), kept per task as a box.
+HAND_BODY = "right_hand"
 
 # Geoms of the Sawyer gripper that keep their collisions (all in xyz_base.xml).
 GRIPPER_GEOMS = ("rightclaw_it", "rightpad_geom", "leftclaw_it", "leftpad_geom")
@@ -49,6 +52,9 @@ class ColliderSpec:
         (and with objects when ``fixture_object_contacts``).
       fixture_object_contacts: whether fixtures also collide with objects (peg in a hole).
       fixture_gripper_contacts: whether fixtures collide with the gripper.
+      hand_fixture_contacts: whether the hand's gripper-base mesh keeps a collision (as a box
+        fitted to the mesh's bounding box) with the fixtures: Meta-World's scripted experts push
+        window and drawer handles with it.
 
     Bodies are named by their XML name; an unnamed body is ``<parent label>/<child index>``.
 
@@ -60,6 +66,7 @@ class ColliderSpec:
     fixtures: tuple[tuple[str, tuple[int, ...] | None], ...] = ()
     fixture_object_contacts: bool = False
     fixture_gripper_contacts: bool = True
+    hand_fixture_contacts: bool = False
 
 
 def metaworld_asset_path(xml_name: str) -> str:
@@ -110,9 +117,12 @@ def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
         return out
 
     objects, fixtures = selection(colliders.objects), selection(colliders.fixtures)
-    fixture_aff = (GRIPPER if colliders.fixture_gripper_contacts else 0) | (
-        OBJECT if colliders.fixture_object_contacts else 0
+    fixture_aff = (
+        (GRIPPER if colliders.fixture_gripper_contacts else 0)
+        | (OBJECT if colliders.fixture_object_contacts else 0)
+        | (HAND if colliders.hand_fixture_contacts else 0)
     )
+    hand_kept = False
     kept, dropped = [], []
     table_replaced = False
     for b in spec.bodies:
@@ -126,6 +136,11 @@ def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
             label = f"{blabel}:{name or colliding_index}"
             if name in GRIPPER_GEOMS:
                 g.contype, g.conaffinity = GRIPPER, TABLE | OBJECT
+            elif blabel == HAND_BODY and g.type == mujoco.mjtGeom.mjGEOM_MESH and colliders.hand_fixture_contacts:
+                # MuJoCo fits a primitive geom that names a mesh to that mesh (here its bounding box).
+                g.type = mujoco.mjtGeom.mjGEOM_BOX
+                g.contype, g.conaffinity = HAND, 0
+                hand_kept = True
             elif b.name == "tablelink" and g.type == mujoco.mjtGeom.mjGEOM_BOX and not table_replaced:
                 top = float(g.pos[2] + g.size[2])
                 g.type = mujoco.mjtGeom.mjGEOM_PLANE
@@ -146,6 +161,15 @@ def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
                 dropped.append(label)
     if not table_replaced:
         raise ValueError("no table box found in the model")
+    if colliders.hand_fixture_contacts:
+        if not hand_kept:
+            raise ValueError(f"no collision mesh found on body {HAND_BODY!r}")
+        spec.compiler.fitaabb = True
+        edits.append(
+            f"{HAND_BODY} gripper-base mesh -> box fitted to the mesh's bounding box, colliding with the task's "
+            "fixtures only: Meta-World's scripted experts push window and drawer handles with the hand itself, "
+            "and MJX mesh collisions are slow"
+        )
     edits.append(
         "table box -> plane at the table top (z = 0): objects stay inside the retaining walls, "
         "and plane-box is the cheapest MJX collision"

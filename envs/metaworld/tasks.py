@@ -216,7 +216,7 @@ def _pick_place_reward(f: Frame):
 
 
 # drawer_link's colliding geoms: 0 front panel, 1 back, 2-3 sides, 4 bottom, 5-7 handle capsules.
-_DRAWER = ColliderSpec(fixtures=(("drawer_link", (0, 5, 6, 7)),))
+_DRAWER = ColliderSpec(fixtures=(("drawer_link", (0, 5, 6, 7)),), hand_fixture_contacts=True)
 
 
 def _drawer_open_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
@@ -327,7 +327,7 @@ def _button_reward(f: Frame):
 
 
 # door_link's colliding geoms: 0 handle base, 1 handle stem, 2-3 handle bars (cylinders), 4 door panel.
-_DOOR = ColliderSpec(fixtures=(("door_link", (1, 2, 4)),))
+_DOOR = ColliderSpec(fixtures=(("door_link", (1, 2, 4)),), hand_fixture_contacts=True)
 
 
 def _door_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
@@ -374,7 +374,7 @@ def _door_reward(f: Frame):
 
 
 # windowb_a's colliding geoms: 0-1 handle mounts (cylinders), 2-4 handle capsules, 5-10 sash boxes.
-_WINDOW = ColliderSpec(fixtures=(("windowb_a", (2, 3, 4)),))
+_WINDOW = ColliderSpec(fixtures=(("windowb_a", (2, 3, 4)),), hand_fixture_contacts=True)
 
 
 def _window_open_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
