@@ -3,6 +3,14 @@
 Call :func:`configure` **before** ``import jax`` anywhere in the process (the entry points,
 benchmarks and the test suite do). On CPU, batched MJX programs can deadlock with XLA's
 concurrency-optimised scheduler, and fusion emitters slow MJX down; both are switched off.
+
+LLVM's loop vectorizer is switched off too (``-vectorize-loops=false``): on the batched MJX
+programs of the Meta-World tasks whose fixtures collide (window, drawer, door) it spends
+exponential time in its plan analysis (``llvm::vputils::isSingleScalar``), and one compile took
+15-40 minutes; with it off the same program compiled in about 3 minutes. The SLP vectorizer stays
+on. Set ``LAGO_JAX_LLVM_LOOP_VECTORIZE=1`` to keep the loop vectorizer (``benchmarks/RESULTS_metaworld.md``
+has the compile and run times both ways).
+
 The persistent compilation cache makes a second run skip most compile time.
 """
 
@@ -14,13 +22,21 @@ CPU_XLA_FLAGS = (
     "--xla_cpu_enable_concurrency_optimized_scheduler=false",
     "--xla_cpu_use_fusion_emitters=false",
 )
+NO_LOOP_VECTORIZE_FLAG = "--xla_backend_extra_options=-vectorize-loops=false"
+
+
+def cpu_xla_flags() -> tuple[str, ...]:
+    """The flags :func:`set_xla_flags` adds (loop vectorizer off unless ``LAGO_JAX_LLVM_LOOP_VECTORIZE=1``)."""
+    if os.environ.get("LAGO_JAX_LLVM_LOOP_VECTORIZE", "0") == "1":
+        return CPU_XLA_FLAGS
+    return CPU_XLA_FLAGS + (NO_LOOP_VECTORIZE_FLAG,)
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "lago_jax", "jax_cache")
 
 
 def set_xla_flags(extra: tuple[str, ...] = ()) -> None:
     """Append the CPU flags (and ``extra``) to ``XLA_FLAGS`` unless already present."""
     flags = os.environ.get("XLA_FLAGS", "").split()
-    for f in CPU_XLA_FLAGS + tuple(extra):
+    for f in cpu_xla_flags() + tuple(extra):
         name = f.split("=")[0]
         if not any(x.split("=")[0] == name for x in flags):
             flags.append(f)
