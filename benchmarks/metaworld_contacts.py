@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from envs.metaworld import tasks as tasks_lib  # noqa: E402
-from envs.metaworld.model import build_mj_model  # noqa: E402
+from envs.metaworld.model import build_mj_model, native_mj_model  # noqa: E402
 from envs.metaworld.policies import native_policy  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     for task in args.tasks:
         count, kept, frac = census(task, args.episodes)
-        native = mujoco.MjModel.from_xml_path(build_mj_model.__globals__["metaworld_asset_path"](tasks_lib.get_task(task).xml))
+        native = native_mj_model(tasks_lib.get_task(task).xml)
         print(f"\n### {task}: {sum(count.values())} contact-steps over {args.episodes} expert episodes, "
               f"{100 * frac:.1f}% on pairs the MJX model keeps\n")
         print("| contact-steps | geom | geom | kept in MJX model |")

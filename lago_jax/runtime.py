@@ -30,6 +30,8 @@ def cpu_xla_flags() -> tuple[str, ...]:
     if os.environ.get("LAGO_JAX_LLVM_LOOP_VECTORIZE", "0") == "1":
         return CPU_XLA_FLAGS
     return CPU_XLA_FLAGS + (NO_LOOP_VECTORIZE_FLAG,)
+
+
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "lago_jax", "jax_cache")
 
 
