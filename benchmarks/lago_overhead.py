@@ -2,8 +2,8 @@
 
 For each suite, builds the entry point's default PPO configuration (``DEFAULTS`` of
 ``lago_jax.experiments.<suite>``; ``--num-envs`` / ``--num-steps`` override it) twice on the same
-environment: vanilla PPO (no prior) and LaGO (the LLM prior evaluated inside the jitted rollout
-for every visited state, and the KL term in the loss). Each is compiled once (time reported),
+environment: vanilla PPO (no prior) and LaGO (the LLM prior evaluated in the jitted update for
+every visited state, and the KL term in the loss). Each is compiled once (time reported),
 then the two jitted ``update`` calls are timed alternately, ``--repeats`` times each, so both
 see the same machine load; the table gives medians, their ratio, and env steps per second of
 the whole LaGO training step (rollout + prior + GAE + epochs x minibatches).

@@ -1,9 +1,9 @@
 """Demonstrations: collect them from any env with a pure policy, save them, load them back.
 
 :func:`collect_demonstrations` runs a policy ``(obs or State, key) -> action`` over a batch of
-independent episodes in one jitted ``lax.scan`` (the env is wrapped in ``EpisodeWrapper`` so
-each episode is cut at the env's ``max_episode_steps``), then flattens the valid steps of every
-episode, episode by episode, into a :class:`Demos` record on the host.
+independent episodes with :func:`envs.episodes.run_episodes` (the env is wrapped in
+``EpisodeWrapper`` so each episode is cut at the env's ``max_episode_steps``), then flattens the
+valid steps of every episode, episode by episode, into a :class:`Demos` record on the host.
 
 Step ``i`` of a :class:`Demos` holds the observation the policy acted on (``obs[i]``), the
 action it took, and what the env reported for that transition (``reward``, ``done``,
@@ -28,11 +28,10 @@ import zipfile
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from envs.core import Box, Discrete, Env
-from envs.wrappers import EpisodeWrapper
+from envs.episodes import episode_limit, run_episodes
 
 FORMAT_VERSION = 1
 
@@ -124,54 +123,6 @@ def action_space_to_dict(space: Discrete | Box) -> dict:
     raise TypeError(f"unsupported action space {space!r}; expected Discrete or Box")
 
 
-def make_rollout_fn(
-    env: Env,
-    policy: Callable[[Any, jax.Array], jax.Array],
-    batch_size: int,
-    episode_length: int,
-    policy_input: str = "obs",
-) -> Callable[[jax.Array], dict]:
-    """A jitted ``rollout(key) -> dict`` of ``[T, B]`` arrays for ``B`` fresh episodes.
-
-    The returned dict holds ``obs [T, B, obs_dim]``, ``action [T, B(, A)]``, ``reward``,
-    ``done``, ``terminated``, ``success``, ``instruction_id`` and ``valid`` (``[T, B]``, 1 for
-    steps taken before the episode ended). Environments that finished keep being stepped but
-    their steps are marked invalid, so every episode is one column.
-    """
-    if policy_input not in ("obs", "state"):
-        raise ValueError(f"policy_input must be 'obs' or 'state', got {policy_input!r}")
-    wrapped = EpisodeWrapper(env, episode_length)
-
-    def rollout(key: jax.Array) -> dict:
-        reset_key, run_key = jax.random.split(key)
-        state = jax.vmap(wrapped.reset)(jax.random.split(reset_key, batch_size))
-
-        def one_step(carry, step_key):
-            state, alive = carry
-            keys = jax.random.split(step_key, batch_size)
-            inp = state.obs if policy_input == "obs" else state
-            action = jax.vmap(policy)(inp, keys)
-            nstate = jax.vmap(wrapped.step)(state, action)
-            out = dict(
-                obs=state.obs,
-                action=action,
-                reward=nstate.reward,
-                done=nstate.done,
-                terminated=nstate.terminated,
-                success=nstate.success,
-                instruction_id=state.info["instruction_id"],
-                valid=alive,
-            )
-            alive = alive * (1.0 - nstate.done)
-            return (nstate, alive), out
-
-        alive0 = jnp.ones((batch_size,), jnp.float32)
-        _, traj = jax.lax.scan(one_step, (state, alive0), jax.random.split(run_key, episode_length))
-        return traj
-
-    return jax.jit(rollout)
-
-
 def collect_demonstrations(
     env: Env,
     policy: Callable[[Any, jax.Array], jax.Array],
@@ -190,12 +141,13 @@ def collect_demonstrations(
     Args:
       env: a bare (unbatched) env; it is wrapped in ``EpisodeWrapper`` here.
       policy: pure ``(obs [obs_dim], key) -> action`` (or ``(State, key)`` with
-        ``policy_input="state"``), vmapped over the batch inside the jitted scan.
+        ``policy_input="state"``), vmapped over the batch and jitted; the env's batched step is
+        the program :func:`envs.episodes.run_episodes` shares with evaluation.
       n_episodes: episodes to run (``>= 1``).
       key: PRNG key.
       batch_size: episodes run in parallel per jitted call (default ``min(n_episodes, 64)``);
         rounds of ``batch_size`` run until ``n_episodes`` are done (the last round's surplus
-        is dropped), all with one compiled function.
+        is dropped), all with the same compiled programs.
       episode_length: step limit (default ``env.max_episode_steps``).
       only_successful: keep only episodes whose success predicate held at some step.
       env_name: recorded in the result (default the env's class name).
@@ -203,20 +155,25 @@ def collect_demonstrations(
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    length = episode_length if episode_length is not None else env.max_episode_steps
-    if length is None or int(length) < 1:
-        raise ValueError(f"episode_length must be >= 1 (the env has no max_episode_steps), got {length!r}")
-    length = int(length)
+    if policy_input not in ("obs", "state"):
+        raise ValueError(f"policy_input must be 'obs' or 'state', got {policy_input!r}")
+    length = episode_limit(env, episode_length)
     batch = int(batch_size) if batch_size is not None else min(int(n_episodes), 64)
     if batch < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rollout = make_rollout_fn(env, policy, batch, length, policy_input)
+
+    def act(params, state, step_key):
+        inp = state.obs if policy_input == "obs" else state
+        return jax.vmap(policy)(inp, jax.random.split(step_key, batch))
 
     rounds = math.ceil(n_episodes / batch)
-    columns = []  # per round: dict of [B, T] host arrays
+    columns = []  # per round: dict of [B, T] host arrays, T = length (steps after the end padded)
     for round_key in jax.random.split(key, rounds):
-        traj = jax.device_get(rollout(round_key))
-        columns.append({k: np.swapaxes(np.asarray(v), 0, 1) for k, v in traj.items()})
+        traj = run_episodes(env, act, None, batch, round_key, length, record=("obs", "instruction_id", "action"))
+        pad = length - traj["valid"].shape[0]
+        columns.append({
+            k: np.swapaxes(np.pad(v, [(0, pad)] + [(0, 0)] * (v.ndim - 1)), 0, 1) for k, v in traj.items()
+        })
     cols = {k: np.concatenate([c[k] for c in columns], axis=0)[:n_episodes] for k in columns[0]}
 
     valid = cols["valid"] > 0  # [E, T]

@@ -12,3 +12,11 @@ runtime.set_xla_flags()
 runtime.enable_compilation_cache(
     os.environ.get("LAGO_JAX_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".jax_cache"))
 )
+
+# Longest modules first, so that with pytest-xdist (``--dist loadfile``) they start at once and
+# the other worker works through the rest meanwhile.
+LONG_MODULES = ("test_metaworld_tasks_jit.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in LONG_MODULES)

@@ -8,6 +8,8 @@ success after 150 updates (~77k env steps). The thresholds below (return
 > 1.2, success > 50%) sit far above random and below what PPO reaches.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -137,3 +139,27 @@ def test_missing_prior_params_is_an_error():
     ppo = make_ppo(config(), PointMass(discrete=True), prior=LinearPrior())
     with pytest.raises(ValueError, match="prior_params is None"):
         ppo.update(jax.eval_shape(ppo.init, jax.random.PRNGKey(0)), None, 1)
+
+
+def test_run_programs_equal_the_fused_update_and_share_the_rollout(tmp_path):
+    """``run`` (rollout and learning as two programs per update) reproduces the fused ``update``
+    with a prior, and runs that differ only in prior / KL settings reuse one compiled rollout."""
+    from lago_jax.ppo import run
+
+    env = PointMass(discrete=True)
+    cfg = PPOConfig(num_envs=8, num_steps=8, num_updates=3, update_epochs=2, num_minibatches=2,
+                    episode_length=20, kl_coef=0.5, checkpoint_every=3, seed=4)
+    ppo = make_ppo(cfg, env, prior=LinearPrior())
+    fused, fused_metrics = jax.jit(lambda k, p: ppo.update(ppo.init(k), p, 3))(jax.random.PRNGKey(4), PRIOR_PARAMS)
+    # Committed prior parameters (as restored from a checkpoint) must not fork the rollout program.
+    committed = jax.device_put(PRIOR_PARAMS, jax.devices()[0])
+    split = run(cfg, env, str(tmp_path / "a"), prior=LinearPrior(), prior_params=committed, progress=False)
+    for a, b in zip(jax.tree.leaves(split.state.params), jax.tree.leaves(fused.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([r["kl_prior"] for r in split.rows],
+                               np.asarray(fused_metrics["kl_prior"]).mean(axis=(1, 2)), rtol=1e-5)
+    collect, _ = make_ppo(cfg, env, prior=LinearPrior()).split
+    vanilla = dataclasses.replace(cfg, kl_coef=0.0, lr=1e-4, seed=5)
+    run(vanilla, env, str(tmp_path / "b"), progress=False)
+    assert make_ppo(vanilla, env).split[0] is collect
+    assert collect._cache_size() == 1

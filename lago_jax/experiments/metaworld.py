@@ -40,7 +40,7 @@ DEFAULTS = dict(
     distill_steps=100,
     distill_batch=32,
     distill_eval_every=10,
-    eval_episodes=8,
+    eval_episodes=16,
     episode_length=100,
 )
 

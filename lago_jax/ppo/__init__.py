@@ -31,9 +31,11 @@ A prior is any object with a method::
   ``Discrete(n)`` env, or a :class:`lago_jax.distributions.DiagGaussian` with ``mean, log_std
   [B, dim]`` for a ``Box(dim)`` env: the same family and shape as the policy. Gaussian priors
   live in the same unclipped action space as the policy's samples.
-* It must be pure and jittable: it is called inside the jitted rollout ``lax.scan`` once per
-  step, wrapped in ``stop_gradient``; its output is stored on ``Transition.prior_dist`` and
-  reused by every epoch of the update.
+* It must be pure and jittable: inside the jitted update, right after the env rollout, it is
+  called once per time step of the rollout (``lax.map`` over the stored observations, the same
+  ``[B]`` batches the rollout saw), wrapped in ``stop_gradient``; its output is stored on
+  ``Transition.prior_dist`` and reused by every epoch of the update. (Keeping the prior out of
+  the env-stepping scan lets :func:`run` compile one rollout program for every variant.)
 
 The loss then adds ``beta * mean(kl_divergence(pi, prior_dist, config.kl_direction))``
 (``"reverse"``: KL(pi || prior), ``"forward"``: KL(prior || pi)); beta follows

@@ -78,7 +78,9 @@ class PPOConfig:
     episode_length: int | None = None
     """Episode limit (truncation) applied by ``EpisodeWrapper``; None uses the env's own."""
     checkpoint_every: int = 10
-    """Updates per jitted chunk in :func:`lago_jax.ppo.train.run`; a checkpoint follows each chunk."""
+    """At most this many updates per jitted chunk in :func:`lago_jax.ppo.train.run` (the largest
+    divisor of the number of updates not above it, so every chunk is one compiled program); a
+    checkpoint follows each chunk."""
     seed: int = 0
     """Seed used by :func:`lago_jax.ppo.train.run`."""
 

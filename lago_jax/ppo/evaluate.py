@@ -11,46 +11,39 @@ import os
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from envs.core import Env
-from envs.wrappers import EpisodeWrapper
+from envs.episodes import episode_limit, run_episodes
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, normalize_obs
 from lago_jax.ppo.rollout import env_action, sample_actions
 
 
 def make_policy_eval_fn(act: Callable, env: Env, episodes: int, episode_length: int | None):
-    """``eval_fn(params, key) -> dict of [episodes] arrays`` (jitted) for any policy.
+    """``eval_fn(params, key) -> dict of [episodes] arrays`` for any policy.
 
     ``act(params, obs [E, O], instruction_id [E], key) -> action [E, ...]`` (env-ready actions).
     Runs ``episodes`` fresh episodes without auto-reset, each until ``done`` or the limit, and
-    returns their ``returns``, ``lengths`` and ``successes`` (success at any step).
+    returns their ``returns``, ``lengths`` and ``successes`` (success at any step). The env's
+    batched step is compiled once per (env, episodes, limit) and shared by every policy
+    evaluated on it (:func:`envs.episodes.run_episodes`); ``act`` is its own jitted program.
     """
-    env = EpisodeWrapper(env, episode_length)
-    horizon = env.max_episode_steps
+    length = episode_limit(env, episode_length)
+
+    def policy(params, state, key):
+        return act(params, state.obs, state.info["instruction_id"], key)
 
     def eval_fn(params, key: jax.Array) -> dict:
-        reset_key, act_key = jax.random.split(key)
-        state = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
+        traj = run_episodes(env, policy, params, episodes, key, length)
+        valid = traj["valid"]
+        return dict(
+            returns=(valid * traj["reward"]).sum(axis=0),
+            lengths=valid.sum(axis=0),
+            successes=(valid * traj["success"]).max(axis=0),
+        )
 
-        def step(carry, step_key):
-            state, alive, ret, length, success = carry
-            action = act(params, state.obs, state.info["instruction_id"], step_key)
-            nstate = jax.vmap(env.step)(state, action)
-            ret = ret + alive * nstate.reward
-            length = length + alive
-            success = jnp.maximum(success, alive * nstate.success)
-            alive = alive * (1.0 - nstate.done)
-            return (nstate, alive, ret, length, success), None
-
-        z = jnp.zeros((episodes,), jnp.float32)
-        carry = (state, jnp.ones((episodes,), jnp.float32), z, z, z)
-        (_, _, ret, length, success), _ = jax.lax.scan(step, carry, jax.random.split(act_key, horizon))
-        return dict(returns=ret, lengths=length, successes=success)
-
-    return jax.jit(eval_fn)
+    return eval_fn
 
 
 def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: int | None, normalize: bool, greedy: bool):

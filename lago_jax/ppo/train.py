@@ -2,21 +2,25 @@
 
 ``make_ppo`` builds the pure pieces: ``init(key) -> TrainState`` and
 ``update(state, prior_params, num_updates) -> (state, metrics)``, a ``lax.scan`` over updates,
-each update being rollout (scan over ``num_steps``) -> GAE -> ``update_epochs`` x
-``num_minibatches`` SGD steps (nested scans) -> observation statistics -> next beta.
+each update being rollout (scan over ``num_steps``) -> the prior's distribution for every
+visited state (when a prior is given; one call per time step, stored on the transition) -> GAE ->
+``update_epochs`` x ``num_minibatches`` SGD steps (nested scans) -> observation statistics ->
+next beta.
 ``make_train(config, env, prior)`` returns ``train(key, prior_params=None) -> TrainOutput``
 running the whole training in one ``jax.jit``; ``jax.vmap(train)(keys)`` trains many seeds.
 With a mesh (:mod:`lago_jax.parallel`) the update runs under ``shard_map``: each device steps its
 slice of the environments and gradients are ``pmean``'d.
 
-``run`` is the host loop for long runs: it calls the jitted update in chunks of
-``config.checkpoint_every`` updates, logs metrics, saves an Orbax checkpoint after each chunk,
+``run`` is the host loop for long runs: it runs the updates in chunks of up to
+``config.checkpoint_every`` updates (on one device as two programs per update: the rollout, which
+runs with different priors and losses share, and the rest), logs metrics, saves an Orbax checkpoint after each chunk,
 resumes from the last checkpoint, and stops with ``NonFiniteLossError`` (keeping the last good
 checkpoint) when a loss or a parameter goes non-finite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -94,7 +98,13 @@ class PPO(NamedTuple):
     mesh: Any
     place: Callable[[TrainState], TrainState]
     """Puts a state (e.g. a restored one) on the mesh's devices: env axis sharded, the rest
-    replicated. The identity without a mesh."""
+    replicated. Without a mesh: commits it to the default device."""
+    split: tuple[Callable, Callable] | None = None
+    """Without a mesh: one update as two jitted programs, ``collect(state) -> (state, batch)`` (the
+    env rollout; shared by every PPO run with the same env, network and batch, whatever its
+    prior or loss settings) and ``learn(state, batch, prior_params) -> (state, metrics)`` (prior,
+    GAE, SGD). ``learn(*collect(state), p)`` equals ``update(state, p, 1)``. :func:`run` uses
+    them so that a sweep over variants compiles the env once."""
 
 
 def training_env(env: Env, episode_length: int | None) -> Env:
@@ -162,6 +172,44 @@ def _shuffle_minibatches(tree, key: jax.Array, env_ids: jax.Array, num_minibatch
     return jax.tree.map(shuffle, tree)
 
 
+class _Collect(NamedTuple):
+    fn: Callable
+    jit: Callable
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
+    return _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh)
+
+
+def _collect_program(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
+    """The rollout half of an update, built from exactly what it depends on and memoised on it, so
+    runs that differ only in prior, loss or optimiser settings share one compiled rollout."""
+    args = (network, env, episode_length, num_envs, num_steps, normalize, mesh)
+    try:
+        hash(args)
+    except TypeError:
+        return _make_collect(*args)
+    return _cached_collect(*args)
+
+
+def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
+    n_dev = 1 if mesh is None else int(mesh.devices.size)
+    local_envs = num_envs // n_dev
+    axis_name = None if mesh is None else parallel.AXIS
+    benv = _Batched(training_env(env, episode_length))
+
+    def collect(state: TrainState) -> tuple[TrainState, tuple]:
+        rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
+        env_ids = parallel.global_env_ids(local_envs, axis_name)
+        env_state, traj = generate_rollout(
+            network, state.params, state.obs_stats, benv, state.env_state, rollout_key, num_steps, env_ids, normalize,
+        )
+        return state.replace(rng=rng, env_state=env_state), (traj, epoch_key)
+
+    return _Collect(fn=collect, jit=jax.jit(collect))
+
+
 def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -> PPO:
     """Build the pure ``init`` and jitted ``update`` of a PPO run.
 
@@ -201,13 +249,17 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
             env_state=env_state,
         )
 
-    def one_update(state: TrainState, prior_params: Any) -> tuple[TrainState, dict]:
-        rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
+    collect = _collect_program(network, env, config.episode_length, config.num_envs, T, config.normalize_obs, mesh)
+
+    def learn(state: TrainState, batch: tuple, prior_params: Any) -> tuple[TrainState, dict]:
+        traj, epoch_key = batch
         env_ids = parallel.global_env_ids(local_envs, axis_name)
-        env_state, traj = generate_rollout(
-            network, state.params, state.obs_stats, benv, state.env_state, rollout_key, T, env_ids,
-            config.normalize_obs, prior, prior_params,
-        )
+        if prior is not None:
+            # The prior for every visited state, stored on the transition: one call per time step
+            # of the rollout (the same [B] batches the rollout saw), frozen (no gradient).
+            traj = traj.replace(prior_dist=jax.lax.map(
+                lambda x: jax.lax.stop_gradient(prior.apply(prior_params, x[0], x[1])), (traj.obs, traj.instruction_id)
+            ))
         advantages, targets = compute_gae(
             traj.reward, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
         )
@@ -250,16 +302,18 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
             axis_name,
         )
         metrics = dict(loss_metrics, beta=state.beta, lr=current_lr(config, state.update_step), **update_metrics)
-        new_state = TrainState(
+        new_state = state.replace(
             params=params,
             opt_state=opt_state,
             obs_stats=obs_stats,
             beta=beta,
             update_step=state.update_step + 1,
-            rng=rng,
-            env_state=env_state,
         )
         return new_state, metrics
+
+    def one_update(state: TrainState, prior_params: Any) -> tuple[TrainState, dict]:
+        state, batch = collect.fn(state)
+        return learn(state, batch, prior_params)
 
     def updates(state: TrainState, prior_params: Any, num_updates: int) -> tuple[TrainState, dict]:
         return jax.lax.scan(lambda s, _: one_update(s, prior_params), state, None, length=num_updates)
@@ -288,12 +342,24 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         update_fn = updates
 
         def place(state: TrainState) -> TrainState:
-            return state
+            # Committed to the default device: jit caches on whether arguments are committed, and
+            # learn's outputs are once prior parameters restored from a checkpoint go in, so an
+            # uncommitted initial state would compile the rollout a second time.
+            return jax.device_put(state, jax.devices()[0])
 
-    def update(state: TrainState, prior_params: Any, num_updates: int):
+    def check_prior_params(prior_params):
         if prior is not None and prior_params is None:
             raise ValueError("a prior was given to make_ppo/make_train but prior_params is None")
-        return update_fn(state, {} if prior_params is None else prior_params, num_updates)
+        return {} if prior_params is None else prior_params
+
+    def update(state: TrainState, prior_params: Any, num_updates: int):
+        return update_fn(state, check_prior_params(prior_params), num_updates)
+
+    if mesh is None:
+        learn_jit = jax.jit(learn)
+        split = (collect.jit, lambda state, batch, prior_params: learn_jit(state, batch, check_prior_params(prior_params)))
+    else:
+        split = None
 
     return PPO(
         config=config,
@@ -304,6 +370,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         update=jax.jit(update, static_argnums=2),
         mesh=mesh,
         place=place,
+        split=split,
     )
 
 
@@ -352,8 +419,23 @@ def metrics_to_rows(metrics: dict, first_update: int = 0) -> list[dict[str, floa
 @functools.lru_cache(maxsize=8)
 def _cached_ppo(config: PPOConfig, env: Env, prior: Any, mesh: Any) -> PPO:
     """``make_ppo`` memoised on (config, env object, prior object, mesh): repeated ``run`` calls in
-    one process (resume, evaluation sweeps) reuse the jitted update instead of retracing it."""
+    one process (resume, other seeds, evaluation sweeps) reuse the jitted update instead of
+    retracing it. Call it with :func:`_program_config` (seed and checkpoint interval do not enter
+    the compiled update)."""
     return make_ppo(config, env, prior, mesh)
+
+
+def _program_config(config: PPOConfig) -> PPOConfig:
+    """``config`` without the fields that do not change the jitted programs (seed: the init key
+    is an argument; checkpoint interval: the host loop's business)."""
+    return dataclasses.replace(config, seed=0, checkpoint_every=1)
+
+
+def chunk_size(num_updates: int, checkpoint_every: int) -> int:
+    """Updates per jitted call in :func:`run`: the largest divisor of ``num_updates`` that is at
+    most ``checkpoint_every``. Every call then has the same scan length, so a run compiles one
+    update program (a shorter last chunk would be a second program: for MJX envs on CPU, minutes)."""
+    return max(d for d in range(1, min(num_updates, checkpoint_every) + 1) if num_updates % d == 0)
 
 
 class RunResult(NamedTuple):
@@ -375,6 +457,19 @@ def _params_finite(params) -> bool:
     return all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(jax.device_get(params)))
 
 
+def _run_chunk(ppo: PPO, state: TrainState, prior_params: Any, n: int) -> tuple[TrainState, dict]:
+    """``n`` updates: the fused ``update`` on a mesh; else collect/learn per update (see ``PPO.split``)."""
+    if ppo.split is None:
+        return ppo.update(state, prior_params, n)
+    collect, learn = ppo.split
+    prior_params = jax.device_put(prior_params, jax.devices()[0])  # committed, like the state
+    chunk = []
+    for _ in range(n):
+        state, metrics = learn(*collect(state), prior_params)
+        chunk.append(metrics)
+    return state, jax.tree.map(lambda *x: jnp.stack(x), *chunk)
+
+
 def run(
     config: PPOConfig,
     env: Env,
@@ -389,8 +484,11 @@ def run(
 ) -> RunResult:
     """Train with checkpoints in ``out_dir/checkpoints`` and logs in ``out_dir``.
 
-    Runs the jitted update in chunks of ``config.checkpoint_every`` updates (seeded with
-    ``config.seed``); after each chunk writes metrics (``metrics.csv``, ``metrics.jsonl``) and an
+    Runs updates in equal chunks of :func:`chunk_size` updates (``config.checkpoint_every`` or the
+    largest divisor of ``num_updates`` below it; seeded with ``config.seed``). On one device each
+    update is the two programs of ``PPO.split`` (the env rollout, compiled once for every run on
+    the same env, network and batch, then prior + GAE + SGD); on a mesh it is the fused, sharded
+    ``update``. The results equal ``make_train``'s for the same config. After each chunk it writes metrics (``metrics.csv``, ``metrics.jsonl``) and an
     Orbax checkpoint (train state incl. optimiser state, obs statistics, beta, update step, RNG
     and env state; the config as JSON). At the end it also writes ``learning_curve.png``.
 
@@ -411,7 +509,7 @@ def run(
 
     try:
         hash((config, env, prior, mesh))
-        ppo = _cached_ppo(config, env, prior, mesh)
+        ppo = _cached_ppo(_program_config(config), env, prior, mesh)
     except TypeError:  # an unhashable prior or env: build afresh (retraces the update)
         ppo = make_ppo(config, env, prior, mesh)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
@@ -438,10 +536,11 @@ def run(
     logger = log_lib.MetricsLogger(out_dir, append=start > 0)
     bar = log_lib.progress_bar(total=config.updates, initial=start, enabled=progress, desc="ppo")
     rows = []
+    chunk = chunk_size(config.updates, config.checkpoint_every)
     try:
         while start < total:
-            n = min(config.checkpoint_every, total - start)
-            new_state, metrics = ppo.update(state, prior_params, n)
+            n = min(chunk, total - start)
+            new_state, metrics = _run_chunk(ppo, state, prior_params, n)
             bad = _first_nonfinite_update(metrics)
             if bad is None and not _params_finite(new_state.params):
                 bad = n - 1
