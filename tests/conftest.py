@@ -15,7 +15,7 @@ runtime.enable_compilation_cache(
 
 # Longest modules first, so that with pytest-xdist (``--dist loadfile``) they start at once and
 # the other worker works through the rest meanwhile.
-LONG_MODULES = ("test_metaworld_tasks_jit.py",)
+LONG_MODULES = ("test_metaworld_fixture_tasks_jit.py", "test_metaworld_object_tasks_jit.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,7 +3,7 @@
 Default set: reward_utils and the scipy quaternion against the originals on random inputs,
 task registry errors, the model edits, and one jitted reset + 60-step rollout of reach-v3
 through the full training wrapper stack (one compile). Every task's own jitted random rollout
-is in ``test_metaworld_tasks_jit.py`` (one compile per task).
+is in ``test_metaworld_{object,fixture}_tasks_jit.py`` (one compile per task).
 """
 
 import numpy as np
