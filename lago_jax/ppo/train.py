@@ -12,9 +12,9 @@ With a mesh (:mod:`lago_jax.parallel`) the update runs under ``shard_map``: each
 slice of the environments and gradients are ``pmean``'d.
 
 ``run`` is the host loop for long runs: it runs the updates in chunks of up to
-``config.checkpoint_every`` updates (on one device as two programs per update: the rollout, which
-runs with different priors and losses share, and the rest), logs metrics, saves an Orbax checkpoint after each chunk,
-resumes from the last checkpoint, and stops with ``NonFiniteLossError`` (keeping the last good
+``config.checkpoint_every`` updates (on one device as two programs per update: the env rollout,
+shared by runs that differ only in prior or loss settings, and the rest), logs metrics, saves an
+Orbax checkpoint after each chunk, resumes from the last checkpoint, and stops with ``NonFiniteLossError`` (keeping the last good
 checkpoint) when a loss or a parameter goes non-finite.
 """
 
