@@ -6,7 +6,7 @@ bookkeeping) are compiled **once per (env, batch size, episode limit)** and shar
 policy run on them; each policy is its own small jitted program, called step by step from the
 host. For MJX envs, whose step takes minutes to compile on a CPU, evaluating a PPO policy, a
 prior and the random floor, and collecting expert demonstrations, then cost one env compile
-instead of one per policy. (Training keeps the env step inside its one jitted update.)
+instead of one per policy. (Training's rollout is its own program too: ``lago_jax.ppo.train``.)
 
 Per step ``t`` the policy sees the state before the step and ``keys[t]`` (one key per step,
 split from the run key); it returns the actions of the whole batch. Environments whose episode
@@ -26,9 +26,9 @@ import numpy as np
 from envs.core import Discrete, Env, State
 from envs.wrappers import EpisodeWrapper
 
-# Fields recorded per step: state-before-step fields, then transition fields.
-BEFORE_STEP = ("obs", "instruction_id")
+# Fields always returned per step, and the ones returned on request (``record``).
 TRANSITION = ("reward", "done", "terminated", "success", "valid")
+RECORDABLE = ("obs", "instruction_id", "action")
 
 
 class _EnvPrograms:
@@ -36,7 +36,6 @@ class _EnvPrograms:
 
     def __init__(self, env: Env, batch: int, episode_length: int):
         wrapped = EpisodeWrapper(env, episode_length)
-        self.batch, self.episode_length = batch, episode_length
 
         def reset(key: jax.Array) -> tuple[State, jax.Array]:
             state = jax.vmap(wrapped.reset)(jax.random.split(key, batch))
@@ -103,9 +102,9 @@ def run_episodes(
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    unknown = [r for r in record if r not in ("obs", "instruction_id", "action")]
+    unknown = [r for r in record if r not in RECORDABLE]
     if unknown:
-        raise ValueError(f"record: unknown field(s) {unknown}; expected some of ['obs', 'instruction_id', 'action']")
+        raise ValueError(f"record: unknown field(s) {unknown}; expected some of {list(RECORDABLE)}")
     length = episode_limit(env, episode_length)
     programs = env_programs(env, int(batch), length)
     space = env.action_space

@@ -177,23 +177,19 @@ class _Collect(NamedTuple):
     jit: Callable
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
-    return _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh)
-
-
-def _collect_program(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
-    """The rollout half of an update, built from exactly what it depends on and memoised on it, so
-    runs that differ only in prior, loss or optimiser settings share one compiled rollout."""
-    args = (network, env, episode_length, num_envs, num_steps, normalize, mesh)
+def _memoised(cached: Callable, fresh: Callable, *args):
+    """``cached(*args)`` (an ``lru_cache``) when the arguments hash, else ``fresh(*args)``."""
     try:
         hash(args)
-    except TypeError:
-        return _make_collect(*args)
-    return _cached_collect(*args)
+    except TypeError:  # e.g. an unhashable env or prior: build afresh (retraces)
+        return fresh(*args)
+    return cached(*args)
 
 
 def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
+    """The rollout half of an update, built from exactly what it depends on (and memoised on it by
+    ``make_ppo``), so runs that differ only in prior, loss or optimiser settings share one
+    compiled rollout."""
     n_dev = 1 if mesh is None else int(mesh.devices.size)
     local_envs = num_envs // n_dev
     axis_name = None if mesh is None else parallel.AXIS
@@ -208,6 +204,9 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
         return state.replace(rng=rng, env_state=env_state), (traj, epoch_key)
 
     return _Collect(fn=collect, jit=jax.jit(collect))
+
+
+_cached_collect = functools.lru_cache(maxsize=8)(_make_collect)
 
 
 def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -> PPO:
@@ -249,7 +248,8 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
             env_state=env_state,
         )
 
-    collect = _collect_program(network, env, config.episode_length, config.num_envs, T, config.normalize_obs, mesh)
+    collect = _memoised(_cached_collect, _make_collect, network, env, config.episode_length, config.num_envs, T,
+                        config.normalize_obs, mesh)
 
     def learn(state: TrainState, batch: tuple, prior_params: Any) -> tuple[TrainState, dict]:
         traj, epoch_key = batch
@@ -462,7 +462,6 @@ def _run_chunk(ppo: PPO, state: TrainState, prior_params: Any, n: int) -> tuple[
     if ppo.split is None:
         return ppo.update(state, prior_params, n)
     collect, learn = ppo.split
-    prior_params = jax.device_put(prior_params, jax.devices()[0])  # committed, like the state
     chunk = []
     for _ in range(n):
         state, metrics = learn(*collect(state), prior_params)
@@ -488,8 +487,8 @@ def run(
     largest divisor of ``num_updates`` below it; seeded with ``config.seed``). On one device each
     update is the two programs of ``PPO.split`` (the env rollout, compiled once for every run on
     the same env, network and batch, then prior + GAE + SGD); on a mesh it is the fused, sharded
-    ``update``. The results equal ``make_train``'s for the same config. After each chunk it writes metrics (``metrics.csv``, ``metrics.jsonl``) and an
-    Orbax checkpoint (train state incl. optimiser state, obs statistics, beta, update step, RNG
+    ``update``. The results equal ``make_train``'s for the same config. After each chunk it writes
+    metrics (``metrics.csv``, ``metrics.jsonl``) and an Orbax checkpoint (train state incl. optimiser state, obs statistics, beta, update step, RNG
     and env state; the config as JSON). At the end it also writes ``learning_curve.png``.
 
     Args:
@@ -507,11 +506,9 @@ def run(
     from lago_jax import checkpoint as ckpt_lib
     from lago_jax import logging as log_lib
 
-    try:
-        hash((config, env, prior, mesh))
-        ppo = _cached_ppo(_program_config(config), env, prior, mesh)
-    except TypeError:  # an unhashable prior or env: build afresh (retraces the update)
-        ppo = make_ppo(config, env, prior, mesh)
+    ppo = _memoised(_cached_ppo, make_ppo, _program_config(config), env, prior, mesh)
+    if ppo.split is not None:
+        prior_params = jax.device_put(prior_params, jax.devices()[0])  # committed, like the state
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     manager = ckpt_lib.Checkpointer(ckpt_dir, max_to_keep=max_to_keep)
     abstract = jax.eval_shape(ppo.init, jax.random.PRNGKey(0))
