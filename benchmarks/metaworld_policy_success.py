@@ -16,6 +16,7 @@ Run (repository root)::
     python benchmarks/metaworld_policy_success.py   # all MT10 tasks: 200 native, 50 MJX episodes
     python benchmarks/metaworld_policy_success.py --tasks push-v3 reach-v3 --mjx-episodes 20
     python benchmarks/metaworld_policy_success.py --native-only
+    python benchmarks/metaworld_policy_success.py --max-contact-points 16 --out /tmp/capped.md
 
 and it writes ``benchmarks/RESULTS_mw_policies.md`` (``--out`` to change). The slow test
 ``tests/test_metaworld_policies.py::test_mjx_success_rate_matches_native`` imports
@@ -100,13 +101,13 @@ def mjx_unsupported_reason(task: str) -> str | None:
     return None
 
 
-def make_mjx_episodes(task: str):
+def make_mjx_episodes(task: str, max_contact_points: int | None = None):
     """``(run, steps)``: jitted ``run(keys [B]) -> success [B] bool``, one ``steps``-long scan per episode."""
     from envs.metaworld.env import MetaWorldEnv
 
     # MT1/MT10 tasks observe the goal (Meta-World's ``partially_observable=False``); the
     # reach, push, pick-place and peg-insert policies steer by it.
-    env = MetaWorldEnv(task, observe_goal=True)
+    env = MetaWorldEnv(task, observe_goal=True, max_contact_points=max_contact_points)
     policy = get_policy(task)
     steps = int(env.max_episode_steps or 500)
 
@@ -121,13 +122,21 @@ def make_mjx_episodes(task: str):
     return jax.jit(jax.vmap(episode)), steps
 
 
-def mjx_success(task: str, episodes: int, seed: int = 0, batch: int = 25, timings: dict | None = None) -> np.ndarray:
+def mjx_success(
+    task: str,
+    episodes: int,
+    seed: int = 0,
+    batch: int = 25,
+    timings: dict | None = None,
+    max_contact_points: int | None = None,
+) -> np.ndarray:
     """Per-episode success ``[episodes]`` bool of the JAX policy in the MJX env.
 
     ``timings``, when given, receives ``compile_s``, ``run_s`` (seconds) and ``env_steps``
-    (steps simulated, padding included).
+    (steps simulated, padding included). ``max_contact_points`` is passed to ``MetaWorldEnv``
+    (the opt-in contact cap; default off).
     """
-    run, steps = make_mjx_episodes(task)
+    run, steps = make_mjx_episodes(task, max_contact_points)
     keys = jax.random.split(jax.random.key(seed), episodes)
     n_batches = -(-episodes // batch)
     keys = keys[np.arange(n_batches * batch) % episodes]  # pad the last batch by wrapping
@@ -191,7 +200,9 @@ def render(
         "",
         "Native: Meta-World 3.1.1's own policy classes in the native env, one episode per MT1 train",
         f"task (seed {args.seed}, then {args.seed}+1, ... per block of 50). MJX: the JAX ports in",
-        "`envs/metaworld/policies.py` driving `MetaWorldEnv(task, observe_goal=True)`, episodes from",
+        "`envs/metaworld/policies.py` driving `MetaWorldEnv(task, observe_goal=True"
+        + ("" if args.max_contact_points is None else f", max_contact_points={args.max_contact_points}")
+        + ")`, episodes from",
         f"`jax.random.split(key({args.seed}), episodes)`. Success = task success at any of the 500 steps.",
         "Difference = MJX - native, in percentage points. `-`: not measured (see note).",
     ]
@@ -228,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=25, help="MJX episodes per jitted call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--native-only", action="store_true")
+    parser.add_argument(
+        "--max-contact-points", type=int, default=None, help="MJX env with the opt-in contact cap (default: none)"
+    )
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--update", action="store_true", help="keep --out's rows for tasks not run now")
     args = parser.parse_args(argv)
@@ -247,7 +261,14 @@ def main(argv: list[str] | None = None) -> None:
                 row.note = reason.replace("|", "/")
             else:
                 timings = {}
-                row.mjx = mjx_success(task, args.mjx_episodes, seed=args.seed, batch=args.batch, timings=timings)
+                row.mjx = mjx_success(
+                    task,
+                    args.mjx_episodes,
+                    seed=args.seed,
+                    batch=args.batch,
+                    timings=timings,
+                    max_contact_points=args.max_contact_points,
+                )
                 row.mjx_compile_s, row.mjx_run_s = timings["compile_s"], timings["run_s"]
                 rate = timings["env_steps"] / row.mjx_run_s
                 row.note = f"MJX batch {args.batch}, {rate:.0f} env steps/s"

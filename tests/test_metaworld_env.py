@@ -1,9 +1,10 @@
 """The MJX Meta-World env: reward helpers against metaworld's own, API, and jitted rollouts.
 
 Default set: reward_utils and the scipy quaternion against the originals on random inputs,
-task registry errors, the model edits, and one jitted reset + 60-step rollout of reach-v3
-through the full training wrapper stack (one compile). Every task's own jitted random rollout
-is in ``test_metaworld_{object,fixture}_tasks_jit.py`` (one compile per task).
+task registry errors, the model edits, the opt-in contact cap (model only, no compile), and one
+jitted reset + 60-step rollout of reach-v3 through the full training wrapper stack (one compile).
+Every task's own jitted random rollout is in ``test_metaworld_{object,fixture}_tasks_jit.py``
+(one compile per task).
 """
 
 import numpy as np
@@ -89,6 +90,32 @@ def test_registry_is_mt10_and_edits_listed():
     for name in TASKS:
         edits = model_edits(name)
         assert any("Newton" in e for e in edits) and any("plane" in e for e in edits)
+
+
+def test_contact_cap_is_opt_in_and_caps_each_condim_group():
+    from mujoco import mjx
+    from mujoco.mjx._src import collision_driver
+
+    task = "drawer-open-v3"
+    default = MetaWorldEnv(task)
+    capped = MetaWorldEnv(task, max_contact_points=16)
+    # Default: no cap, the numeric is absent and every candidate contact has a slot.
+    assert default.max_contact_points is None
+    assert not any("max_contact_points" in e for e in default.model_edits)
+    dims = collision_driver.make_condim(default.mj_model)
+    counts = {int(c): int((dims == c).sum()) for c in np.unique(dims)}
+    assert sum(counts.values()) == mjx.make_data(default.mj_model).ncon and max(counts.values()) > 16
+    # Capped: MJX reads the numeric; each condim group holds at most 16 contacts.
+    assert any("max_contact_points = 16" in e for e in capped.model_edits)
+    cdims = collision_driver.make_condim(capped.mj_model)
+    assert {int(c): int((cdims == c).sum()) for c in np.unique(cdims)} == {c: min(n, 16) for c, n in counts.items()}
+    assert mjx.make_data(capped.mj_model).ncon == sum(min(n, 16) for n in counts.values())
+    # Same model otherwise (geoms, collision bits, solver).
+    np.testing.assert_array_equal(capped.mj_model.geom_contype, default.mj_model.geom_contype)
+    assert capped.mj_model.opt.ls_iterations == default.mj_model.opt.ls_iterations
+    for bad in (0, -3, 2.5, True, "16"):
+        with pytest.raises(ValueError, match="max_contact_points"):
+            MetaWorldEnv(task, max_contact_points=bad)
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ from mujoco import mjx
 
 from envs.core import Box, Env, State, initial_flags
 from envs.metaworld import tasks as tasks_lib
-from envs.metaworld.model import build_mj_model, edits_for, native_mj_model
+from envs.metaworld.model import build_mj_model, check_max_contact_points, edits_for, native_mj_model
 
 FRAME_SKIP = 5
 ACTION_SCALE = 1.0 / 100
@@ -128,6 +128,11 @@ class MetaWorldEnv(Env):
       observe_goal: put the goal position in ``obs[36:39]`` (Meta-World's fully observable
         setting); False (default) gives zeros there, like Meta-World's default.
       random_instruction: draw ``info["instruction_id"]`` uniformly at each reset (else 0).
+      max_contact_points: opt-in speed knob, default off: MJX keeps only this many of the deepest
+        contacts per condim group each physics step (1.3-1.4x env steps/s at a cap of 16 on door
+        and drawer, B = 128, CPU; ``benchmarks/RESULTS_metaworld.md``). When more contacts are
+        active the rest are lost, so the physics can differ from the default model's; the parity
+        tests and the scripted-success table cover the default (uncapped) model only.
 
     ``state.info`` holds ``instruction_id``, ``reset_vector`` (Meta-World's ``_last_rand_vec``
     for this episode) and the episode's task parameters under ``"task/<name>"`` keys
@@ -136,7 +141,13 @@ class MetaWorldEnv(Env):
     ``state.metrics`` carries the reward terms (``in_place``, ``grasp_reward``, ...).
     """
 
-    def __init__(self, task_name: str, observe_goal: bool = False, random_instruction: bool = True):
+    def __init__(
+        self,
+        task_name: str,
+        observe_goal: bool = False,
+        random_instruction: bool = True,
+        max_contact_points: int | None = None,
+    ):
         self.task = tasks_lib.get_task(task_name)
         self.task_name = task_name
         self.observe_goal = bool(observe_goal)
@@ -144,8 +155,9 @@ class MetaWorldEnv(Env):
         self._instructions = _instructions_for(task_name)
 
         task = self.task
-        self.mj_model = build_mj_model(task.xml, task.colliders)
-        self.model_edits = edits_for(task.xml, task.colliders)
+        self.max_contact_points = check_max_contact_points(max_contact_points)
+        self.mj_model = build_mj_model(task.xml, task.colliders, self.max_contact_points)
+        self.model_edits = edits_for(task.xml, task.colliders, self.max_contact_points)
         self.mjx_model = mjx.put_model(self.mj_model)
         m = self.mj_model
 
@@ -381,7 +393,7 @@ class MT10Env(Env):
       envs_per_task: sub-batch size per task.
       task_one_hot: append a one-hot task id to the observation (multi-task policies).
       episode_length: episode limit (Meta-World's 500 by default).
-      observe_goal: passed to every :class:`MetaWorldEnv`.
+      observe_goal, max_contact_points: passed to every :class:`MetaWorldEnv`.
     """
 
     def __init__(
@@ -391,6 +403,7 @@ class MT10Env(Env):
         task_one_hot: bool = True,
         episode_length: int = MAX_EPISODE_STEPS,
         observe_goal: bool = False,
+        max_contact_points: int | None = None,
     ):
         from envs.wrappers import AutoResetWrapper, EpisodeStatsWrapper, EpisodeWrapper
 
@@ -403,8 +416,12 @@ class MT10Env(Env):
         self.envs_per_task = int(envs_per_task)
         self.task_one_hot = bool(task_one_hot)
         self._episode_length = int(episode_length)
+
+        def task_env(name):
+            return MetaWorldEnv(name, observe_goal=observe_goal, max_contact_points=max_contact_points)
+
         self.envs = {
-            n: AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(MetaWorldEnv(n, observe_goal=observe_goal), episode_length)))
+            n: AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(task_env(n), episode_length)))
             for n in names
         }
         self._instr_offset = {}

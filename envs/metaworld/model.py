@@ -198,10 +198,28 @@ def _cylinder_to_box(g, label: str, edits: list[str]) -> None:
     )
 
 
+def check_max_contact_points(value) -> int | None:
+    """``value`` as a positive int, or ``None``; a clear error otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"max_contact_points must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
 @functools.lru_cache(maxsize=None)
-def _build(xml_name: str, colliders: ColliderSpec) -> tuple[mujoco.MjModel, tuple[str, ...]]:
+def _build(
+    xml_name: str, colliders: ColliderSpec, max_contact_points: int | None = None
+) -> tuple[mujoco.MjModel, tuple[str, ...]]:
     spec = mujoco.MjSpec.from_file(metaworld_asset_path(xml_name))
     edits = _edit_spec(spec, colliders)
+    if max_contact_points is not None:
+        spec.add_numeric(name="max_contact_points", data=[float(max_contact_points)])
+        edits.append(
+            f"max_contact_points = {max_contact_points} (opt-in): MJX keeps only the {max_contact_points} deepest "
+            "contacts per condim group; fewer constraint rows, faster, but a contact beyond the cap is lost when "
+            "more are active (not covered by the parity and scripted-success checks)"
+        )
     model = spec.compile()
     # Meta-World's SawyerMocapBase.reset_mocap_welds: the mocap weld's relative pose and torque scale.
     for i in range(model.neq):
@@ -211,14 +229,20 @@ def _build(xml_name: str, colliders: ColliderSpec) -> tuple[mujoco.MjModel, tupl
     return model, tuple(edits)
 
 
-def build_mj_model(xml_name: str, colliders: ColliderSpec) -> mujoco.MjModel:
-    """The edited ``mujoco.MjModel`` for ``xml_name`` (cached; do not modify it in place)."""
-    return _build(xml_name, colliders)[0]
+def build_mj_model(
+    xml_name: str, colliders: ColliderSpec, max_contact_points: int | None = None
+) -> mujoco.MjModel:
+    """The edited ``mujoco.MjModel`` for ``xml_name`` (cached; do not modify it in place).
+
+    ``max_contact_points`` (opt-in, default off) adds MJX's ``max_contact_points`` numeric: each
+    step keeps only that many of the deepest contacts per condim group.
+    """
+    return _build(xml_name, colliders, check_max_contact_points(max_contact_points))[0]
 
 
-def edits_for(xml_name: str, colliders: ColliderSpec) -> list[str]:
+def edits_for(xml_name: str, colliders: ColliderSpec, max_contact_points: int | None = None) -> list[str]:
     """The edits :func:`build_mj_model` applies, one line with its reason each."""
-    return list(_build(xml_name, colliders)[1])
+    return list(_build(xml_name, colliders, check_max_contact_points(max_contact_points))[1])
 
 
 def native_mj_model(xml_name: str) -> mujoco.MjModel:
