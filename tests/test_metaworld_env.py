@@ -116,6 +116,13 @@ def test_contact_cap_is_opt_in_and_caps_each_condim_group():
     for bad in (0, -3, 2.5, True, "16"):
         with pytest.raises(ValueError, match="max_contact_points"):
             MetaWorldEnv(task, max_contact_points=bad)
+    # MT10Env passes it to every task env.
+    from envs.metaworld import MT10Env
+
+    inner = MT10Env((task,), max_contact_points=16).envs[task]
+    while not isinstance(inner, MetaWorldEnv):
+        inner = inner.env
+    assert inner.max_contact_points == 16 and inner.mj_model is capped.mj_model
 
 
 @pytest.fixture(scope="module")
