@@ -218,7 +218,7 @@ def _build(
         edits.append(
             f"max_contact_points = {max_contact_points} (opt-in): MJX keeps only the {max_contact_points} deepest "
             "contacts per condim group; fewer constraint rows, faster, but a contact beyond the cap is lost when "
-            "more are active (not covered by the parity and scripted-success checks)"
+            "more are active (the parity tests cover the uncapped model)"
         )
     model = spec.compile()
     # Meta-World's SawyerMocapBase.reset_mocap_welds: the mocap weld's relative pose and torque scale.
