@@ -71,7 +71,9 @@ def test_smollm2_prior_distills_a_few_steps(prior_and_params, smollm2):
   config = DistillConfig(lr=1e-3, batch_size=16, max_steps=4, eval_every=2, val_fraction=0.25,
                          progress=False)
   new, result = distill(prior, params, demos, config)
-  assert result.final_step == 4 and len(result.val_nll) == 2
+  # Validation NLL at the start (the untrained head is a candidate too) and every 2 steps.
+  assert result.final_step == 4 and [s for s, _ in result.val_nll] == [0, 2, 4]
+  assert [s for s, _ in result.train_nll] == [2, 4]
   assert all(np.isfinite(v) for _, v in result.train_nll + result.val_nll)
   for a, b in zip(jax.tree.leaves(new.frozen["llm"]), jax.tree.leaves(llm_before)):
     assert np.array_equal(np.asarray(a), b)
