@@ -129,8 +129,8 @@ class MetaWorldEnv(Env):
         setting); False (default) gives zeros there, like Meta-World's default.
       random_instruction: draw ``info["instruction_id"]`` uniformly at each reset (else 0).
       max_contact_points: opt-in speed knob, default off: MJX keeps only this many of the deepest
-        contacts per condim group each physics step (1.3-1.4x env steps/s at a cap of 16 on door
-        and drawer, B = 128, CPU; ``benchmarks/RESULTS_metaworld.md``). When more contacts are
+        contacts per condim group each physics step (1.2-1.4x env steps/s at a cap of 16 on door,
+        drawer and window, B = 128, CPU; ``benchmarks/RESULTS_metaworld.md``). When more contacts are
         active the rest are lost, so the physics can differ from the default model's. The parity
         tests cover the default model; at a cap of 16 the scripted experts' success equals the
         uncapped rate on all ten MT10 tasks.
