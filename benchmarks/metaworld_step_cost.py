@@ -66,31 +66,19 @@ def _geom_id(m: mujoco.MjModel, name: str) -> int:
     return i
 
 
-def _with_numeric(env, name: str, value: int) -> mujoco.MjModel:
-    """The env's model rebuilt with one MJX numeric added (numerics cannot be added after compile)."""
-    from envs.metaworld import model as model_lib
-
-    spec = mujoco.MjSpec.from_file(model_lib.metaworld_asset_path(env.task.xml))
-    model_lib._edit_spec(spec, env.task.colliders)
-    spec.add_numeric(name=name, data=[float(value)])
-    m = spec.compile()
-    m.eq_data[:] = env.mj_model.eq_data
-    return m
-
-
 def variant_model(env, variant: str) -> mujoco.MjModel:
     """The env's ``mj_model`` with the changes named in ``variant`` (see the module docstring)."""
-    from envs.metaworld.model import build_mj_model
+    from envs.metaworld import model as model_lib
 
     m = copy.deepcopy(env.mj_model)
     for part in variant.split(","):
         if part == "base":
             continue
         if re.fullmatch(r"(cap|pairs)\d+", part):
-            if part.startswith("cap"):  # the env's own opt-in knob, MetaWorldEnv(max_contact_points=K)
-                numeric = copy.deepcopy(build_mj_model(env.task.xml, env.task.colliders, int(part[3:])))
-            else:
-                numeric = _with_numeric(env, "max_geom_pairs", int(part[5:]))
+            # cap<K> is the env's own opt-in knob, MetaWorldEnv(max_contact_points=K).
+            name = "max_contact_points" if part.startswith("cap") else "max_geom_pairs"
+            k = int(part.removeprefix("cap").removeprefix("pairs"))
+            numeric = copy.deepcopy(model_lib._build(env.task.xml, env.task.colliders, ((name, k),))[0])
             # Keep any other change already made to ``m``.
             for field in ("geom_contype", "geom_conaffinity", "geom_condim"):
                 getattr(numeric, field)[:] = getattr(m, field)

@@ -207,26 +207,42 @@ def check_max_contact_points(value) -> int | None:
     return int(value)
 
 
-@functools.lru_cache(maxsize=None)
-def _build(
-    xml_name: str, colliders: ColliderSpec, max_contact_points: int | None = None
-) -> tuple[mujoco.MjModel, tuple[str, ...]]:
-    spec = mujoco.MjSpec.from_file(metaworld_asset_path(xml_name))
-    edits = _edit_spec(spec, colliders)
-    if max_contact_points is not None:
-        spec.add_numeric(name="max_contact_points", data=[float(max_contact_points)])
-        edits.append(
-            f"max_contact_points = {max_contact_points} (opt-in): MJX keeps only the {max_contact_points} deepest "
-            "contacts per condim group; fewer constraint rows, faster, but a contact beyond the cap is lost when "
-            "more are active (the parity tests cover the uncapped model)"
-        )
-    model = spec.compile()
-    # Meta-World's SawyerMocapBase.reset_mocap_welds: the mocap weld's relative pose and torque scale.
+# MJX's own model numerics (read by ``mujoco.mjx._src.collision_driver``) that a build may add,
+# with the reason each is listed under in the edits.
+MJX_NUMERICS = {
+    "max_contact_points": "MJX keeps only the {k} deepest contacts per condim group; fewer constraint rows, "
+    "faster, but a contact beyond the cap is lost when more are active (the parity tests cover the uncapped model)",
+    "max_geom_pairs": "MJX runs each collision function on only the {k} nearest geom pairs (by bounding sphere); "
+    "a pair beyond them is not checked",
+}
+
+
+def _reset_mocap_welds(model: mujoco.MjModel) -> None:
+    """Meta-World's SawyerMocapBase.reset_mocap_welds: the mocap weld's relative pose and torque scale."""
     for i in range(model.neq):
         if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
             model.eq_data[i] = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
+
+
+@functools.lru_cache(maxsize=None)
+def _build(
+    xml_name: str, colliders: ColliderSpec, numerics: tuple[tuple[str, int], ...] = ()
+) -> tuple[mujoco.MjModel, tuple[str, ...]]:
+    """The edited model and its edit list; ``numerics``: ``(name, value)`` pairs of :data:`MJX_NUMERICS`."""
+    spec = mujoco.MjSpec.from_file(metaworld_asset_path(xml_name))
+    edits = _edit_spec(spec, colliders)
+    for name, k in numerics:
+        spec.add_numeric(name=name, data=[float(k)])
+        edits.append(f"{name} = {k} (opt-in): " + MJX_NUMERICS[name].format(k=k))
+    model = spec.compile()
+    _reset_mocap_welds(model)
     edits.append("mocap weld eq_data set as Meta-World's reset_mocap_welds does (not an MJX edit)")
     return model, tuple(edits)
+
+
+def _cap(max_contact_points) -> tuple[tuple[str, int], ...]:
+    k = check_max_contact_points(max_contact_points)
+    return () if k is None else (("max_contact_points", k),)
 
 
 def build_mj_model(
@@ -237,20 +253,18 @@ def build_mj_model(
     ``max_contact_points`` (opt-in, default off) adds MJX's ``max_contact_points`` numeric: each
     step keeps only that many of the deepest contacts per condim group.
     """
-    return _build(xml_name, colliders, check_max_contact_points(max_contact_points))[0]
+    return _build(xml_name, colliders, _cap(max_contact_points))[0]
 
 
 def edits_for(xml_name: str, colliders: ColliderSpec, max_contact_points: int | None = None) -> list[str]:
     """The edits :func:`build_mj_model` applies, one line with its reason each."""
-    return list(_build(xml_name, colliders, check_max_contact_points(max_contact_points))[1])
+    return list(_build(xml_name, colliders, _cap(max_contact_points))[1])
 
 
 def native_mj_model(xml_name: str) -> mujoco.MjModel:
     """The unedited model as Meta-World loads it (with its mocap weld reset), for host-side set-up."""
     model = mujoco.MjModel.from_xml_path(metaworld_asset_path(xml_name))
-    for i in range(model.neq):
-        if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
-            model.eq_data[i] = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
+    _reset_mocap_welds(model)
     return model
 
 
