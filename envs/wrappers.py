@@ -125,27 +125,62 @@ class AutoResetWrapper(Wrapper):
     The returned state after a done step is the *new* episode's first state, carrying the
     done step's ``reward``/``done``/``terminated``/``truncated``/``success``; the last
     observation of the finished episode is kept in ``info["final_obs"]`` (for value
-    bootstrapping on truncation). The reset key is drawn from ``info["reset_key"]``.
-    Wrapper-level counters in ``info`` (e.g. ``steps``) are taken from the fresh reset.
+    bootstrapping on truncation). Wrapper-level counters in ``info`` (e.g. ``steps``) are taken
+    from the fresh reset.
+
+    Two ways to get the fresh state:
+
+    * ``cached=False`` (full re-randomising reset): ``step`` runs ``env.reset`` with a key drawn
+      from ``info["reset_key"]`` on every step. Under ``vmap`` both branches of the choice
+      execute, so every step pays for a reset whether or not an episode ended.
+    * ``cached=True`` (as brax and mujoco_playground do): the state holds a ready reset state in
+      ``info["reset_state"]`` and ``step`` only selects it. :meth:`refresh` replaces it with a
+      freshly drawn one; the PPO rollout calls it once per rollout, so every episode that starts
+      in a rollout starts from a new random state, except that an env finishing two episodes
+      within one rollout starts both from the same state. Without ``refresh`` every episode
+      of an env restarts from the same state.
     """
+
+    _OWN = ("reset_key", "final_obs", "reset_state")
+
+    def __init__(self, env: Env, cached: bool = False):
+        super().__init__(env)
+        self.cached = bool(cached)
+
+    def _ready(self, state: State) -> dict:
+        return {"data": state.data, "obs": state.obs,
+                "info": {k: v for k, v in state.info.items() if k not in self._OWN}}
 
     def reset(self, key):
         key, reset_key = jax.random.split(key)
         state = self.env.reset(key)
-        return state.replace(info=dict(state.info, reset_key=reset_key, final_obs=state.obs))
+        info = dict(state.info, reset_key=reset_key, final_obs=state.obs)
+        if self.cached:
+            cache_key, info["reset_key"] = jax.random.split(reset_key)
+            info["reset_state"] = self._ready(self.env.reset(cache_key))
+        return state.replace(info=info)
+
+    def refresh(self, state: State, key: jax.Array) -> State:
+        """A cached-reset state with a freshly drawn reset state ready (no-op when not cached)."""
+        if not self.cached:
+            return state
+        return state.replace(info=dict(state.info, reset_state=self._ready(self.env.reset(key))))
 
     def step(self, state, action):
         nstate = self.env.step(state, action)
-        reset_key, next_key = jax.random.split(state.info["reset_key"])
-        fresh = self.env.reset(reset_key)
+        if self.cached:
+            fresh, next_key = state.info["reset_state"], state.info["reset_key"]
+        else:
+            reset_key, next_key = jax.random.split(state.info["reset_key"])
+            fresh = self._ready(self.env.reset(reset_key))
         done = nstate.done > 0
 
         def pick(new, old):
             return jnp.where(done, new, old)
 
-        data = jax.tree.map(pick, fresh.data, nstate.data)
-        obs = pick(fresh.obs, nstate.obs)
-        fresh_info = {k: v for k, v in fresh.info.items()}
+        data = jax.tree.map(pick, fresh["data"], nstate.data)
+        obs = pick(fresh["obs"], nstate.obs)
+        fresh_info = fresh["info"]
         info = {}
         for k, v in nstate.info.items():
             info[k] = pick(fresh_info[k], v) if k in fresh_info else v
@@ -173,9 +208,9 @@ class VmapWrapper(Wrapper):
         return jax.vmap(self.env.step)(state, action)
 
 
-def wrap_for_training(env: Env, num_envs: int, episode_length: int | None = None) -> Env:
+def wrap_for_training(env: Env, num_envs: int, episode_length: int | None = None, cached_reset: bool = False) -> Env:
     """The standard training stack: limit -> stats -> auto-reset -> vmap over ``num_envs``."""
     env = EpisodeWrapper(env, episode_length)
     env = EpisodeStatsWrapper(env)
-    env = AutoResetWrapper(env)
+    env = AutoResetWrapper(env, cached=cached_reset)
     return VmapWrapper(env, num_envs)

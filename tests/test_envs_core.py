@@ -117,3 +117,28 @@ def test_vmap_wrapper_batches():
     assert s.obs.shape == (4, 2)
     n = env.step(s, jnp.array([0, 1, 0, 1]))
     np.testing.assert_array_equal(np.asarray(n.terminated), [0, 1, 0, 1])
+
+
+def test_cached_auto_reset_starts_from_the_ready_state_and_refresh_redraws_it():
+    env = AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(Chain(), 3)), cached=True)
+    s0 = env.reset(jax.random.PRNGKey(0))
+    ready = float(s0.info["reset_state"]["obs"][1])
+    assert ready != float(s0.obs[1])  # the ready state is a draw of its own, not the first episode's
+    s = run_actions(env, [0, 0, 0, 0, 1])
+    # The truncated step (3) and the terminated one (5) both restart from the ready state.
+    assert float(s[3].done) == 1 and float(s[5].done) == 1
+    for i in (3, 5):
+        assert float(s[i].obs[0]) == 0.0 and float(s[i].obs[1]) == ready
+        assert int(s[i].info["steps"]) == 0
+    assert float(s[3].info["final_obs"][0]) == 3.0 and float(s[3].metrics["episode_return"]) == 3.0
+    # refresh draws a new ready state (the same key gives the same draw); the next episode uses it.
+    r = env.refresh(s[5], jax.random.PRNGKey(7))
+    new_ready = float(r.info["reset_state"]["obs"][1])
+    assert new_ready != ready
+    assert new_ready == float(env.refresh(s[5], jax.random.PRNGKey(7)).info["reset_state"]["obs"][1])
+    n = jax.jit(env.step)(r, jnp.asarray(1, jnp.int32))
+    assert float(n.done) == 1 and float(n.obs[1]) == new_ready
+    # Without caching, refresh is a no-op and the state carries no ready state.
+    full = AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(Chain(), 3)))
+    f0 = full.reset(jax.random.PRNGKey(0))
+    assert "reset_state" not in f0.info and full.refresh(f0, jax.random.PRNGKey(7)) is f0

@@ -235,3 +235,24 @@ def test_build_llm_prior_records_the_backbone():
   for a, b in zip(jax.tree.leaves(params.frozen["llm"]), jax.tree.leaves(llm_params)):
     np.testing.assert_array_equal(a, b)
   assert params.frozen["prefix_cache"].num_prefixes == len(INSTRUCTIONS)
+
+
+@pytest.mark.parametrize("head", ["categorical", "gaussian"])
+def test_chunked_prior_equals_per_step_evaluation(head):
+  """The update evaluates the prior on all T x B visited states in chunks of ``prior_chunk``
+  rows; every chunk size (1, one that pads the last chunk, B, larger than T x B) gives the
+  distributions of one call per time step (the rollout's own [B] batches)."""
+  from lago_jax.ppo.train import prior_distributions
+  prior = tiny_llm_prior(head)
+  params = _params(prior)
+  T, B = 6, 5
+  rng = np.random.default_rng(3)
+  obs = jnp.asarray((3.0 + 2.0 * rng.normal(size=(T, B, OBS_DIM))).astype(np.float32))
+  iid = jnp.asarray(rng.integers(0, NUM_INSTRUCTIONS, (T, B)).astype(np.int32))
+  per_step = jax.jit(lambda p, o, i: jax.lax.map(lambda x: prior.apply(p, x[0], x[1]), (o, i)))(params, obs, iid)
+  assert len({int(x) for x in np.asarray(iid).ravel()}) == NUM_INSTRUCTIONS
+  for chunk in (1, 7, B, 64):
+    got = jax.jit(lambda p, o, i, c=chunk: prior_distributions(prior, p, o, i, c))(params, obs, iid)
+    for a, b in zip(jax.tree.leaves(per_step), jax.tree.leaves(got)):
+      assert a.shape == b.shape == (T, B) + a.shape[2:]
+      np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-5, atol=2e-5, err_msg=f"chunk {chunk}")

@@ -24,7 +24,7 @@ A prior is any object with a method::
   object closed over by the jitted functions: keep arrays that should be traced in
   ``prior_params``, not on the object.
 * ``obs``: ``[B, obs_dim]`` float32 **raw** (un-normalised) observations, exactly what the env
-  returned. ``B`` is the number of environments on this device.
+  returned; rows are independent states.
 * ``instruction_id``: ``[B]`` int32, ``state.info["instruction_id"]`` of each env (an index into
   ``env.instructions``; host-side tokenisation is the prior's business).
 * returns a :class:`lago_jax.distributions.Categorical` with ``logits [B, n]`` for a
@@ -32,8 +32,9 @@ A prior is any object with a method::
   [B, dim]`` for a ``Box(dim)`` env: the same family and shape as the policy. Gaussian priors
   live in the same unclipped action space as the policy's samples.
 * It must be pure and jittable: inside the jitted update, right after the env rollout, it is
-  called once per time step of the rollout (``lax.map`` over the stored observations, the same
-  ``[B]`` batches the rollout saw), wrapped in ``stop_gradient``; its output is stored on
+  called on all ``T x B`` visited states of the rollout, flattened and split into chunks of
+  ``config.prior_chunk`` rows (``lax.map`` over the chunks; ``B`` above is then the chunk size,
+  which fills the hardware far better than the rollout's env batch), wrapped in ``stop_gradient``; its output is stored on
   ``Transition.prior_dist`` and reused by every epoch of the update. (Keeping the prior out of
   the env-stepping scan lets :func:`run` compile one rollout program for every variant.)
 

@@ -75,8 +75,19 @@ class PPOConfig:
     """Upper clip of the adaptive beta, >= ``kl_coef_min``."""
     kl_direction: str = "reverse"
     """``"reverse"``: KL(pi || prior); ``"forward"``: KL(prior || pi)."""
+    prior_chunk: int = 256
+    """Rows per call of the prior when an update evaluates it on its ``num_steps x num_envs``
+    visited states (they are flattened and evaluated in chunks of this size). Only speed depends
+    on it: an LLM's forward on a 2-core CPU reaches ~4x the evals/s at 256 rows per call that it
+    reaches at 8 (``benchmarks/RESULTS_lago.md``)."""
     episode_length: int | None = None
     """Episode limit (truncation) applied by ``EpisodeWrapper``; None uses the env's own."""
+    cached_reset: bool = True
+    """Auto-reset from a reset state drawn once per rollout (``AutoResetWrapper(cached=True)``,
+    refreshed at the start of every rollout) instead of running the env's reset on every step
+    of every env (which ``vmap`` does whether or not an episode ended). Episodes still start
+    from fresh random states, except that an env finishing two episodes within one rollout
+    starts both from the same one."""
     checkpoint_every: int = 10
     """At most this many updates per jitted chunk in :func:`lago_jax.ppo.train.run` (the largest
     divisor of the number of updates not above it, so every chunk is one compiled program); a
@@ -88,7 +99,7 @@ class PPOConfig:
         def bad(name, expected):
             raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is invalid: expected {expected}")
 
-        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "checkpoint_every"):
+        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "checkpoint_every", "prior_chunk"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "an integer >= 1")

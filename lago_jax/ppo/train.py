@@ -3,7 +3,8 @@
 ``make_ppo`` builds the pure pieces: ``init(key) -> TrainState`` and
 ``update(state, prior_params, num_updates) -> (state, metrics)``, a ``lax.scan`` over updates,
 each update being rollout (scan over ``num_steps``) -> the prior's distribution for every
-visited state (when a prior is given; one call per time step, stored on the transition) -> GAE ->
+visited state (when a prior is given; all ``T x B`` states in chunks of ``config.prior_chunk``,
+stored on the transition) -> GAE ->
 ``update_epochs`` x ``num_minibatches`` SGD steps (nested scans) -> observation statistics ->
 next beta.
 ``make_train(config, env, prior)`` returns ``train(key, prior_params=None) -> TrainOutput``
@@ -107,9 +108,9 @@ class PPO(NamedTuple):
     them so that a sweep over variants compiles the env once."""
 
 
-def training_env(env: Env, episode_length: int | None) -> Env:
+def training_env(env: Env, episode_length: int | None, cached_reset: bool = False) -> Env:
     """The single-env training stack: episode limit -> episode statistics -> auto-reset."""
-    return AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(env, episode_length)))
+    return AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(env, episode_length)), cached=cached_reset)
 
 
 class _Batched:
@@ -124,6 +125,9 @@ class _Batched:
 
     def step(self, state: State, action: jax.Array) -> State:
         return jax.vmap(self.env.step)(state, action)
+
+    def refresh(self, state: State, keys: jax.Array) -> State:
+        return jax.vmap(self.env.refresh)(state, keys)
 
 
 def beta_schedule(config: PPOConfig) -> BetaSchedule:
@@ -172,6 +176,35 @@ def _shuffle_minibatches(tree, key: jax.Array, env_ids: jax.Array, num_minibatch
     return jax.tree.map(shuffle, tree)
 
 
+def prior_distributions(prior: Any, prior_params: Any, obs: jax.Array, instruction_id: jax.Array, chunk: int):
+    """The frozen prior's distribution for every visited state: ``obs [T, B, O]``,
+    ``instruction_id [T, B]`` -> a distribution with leaves ``[T, B, ...]``.
+
+    The ``T * B`` states are flattened and evaluated ``chunk`` rows per call (``lax.map`` over
+    ``ceil(T * B / chunk)`` chunks; the last one padded by repeating the final state, and the
+    padding dropped), so each call of the LLM runs at a batch that fills the hardware rather than
+    at the rollout's ``B``. The result does not depend on ``chunk`` beyond float rounding.
+    """
+    num_steps, num_envs = instruction_id.shape
+    n = num_steps * num_envs
+    chunk = max(1, min(int(chunk), n))
+    num_chunks = -(-n // chunk)
+    pad = num_chunks * chunk - n
+    flat_obs = obs.reshape((n,) + obs.shape[2:])
+    flat_ids = instruction_id.reshape(n)
+    if pad:
+        flat_obs = jnp.concatenate([flat_obs, jnp.repeat(flat_obs[-1:], pad, axis=0)])
+        flat_ids = jnp.concatenate([flat_ids, jnp.repeat(flat_ids[-1:], pad, axis=0)])
+
+    def one(x):
+        return jax.lax.stop_gradient(prior.apply(prior_params, x[0], x[1]))
+
+    dists = jax.lax.map(one, (flat_obs.reshape((num_chunks, chunk) + obs.shape[2:]),
+                              flat_ids.reshape(num_chunks, chunk)))
+    return jax.tree.map(lambda x: x.reshape((num_chunks * chunk,) + x.shape[2:])[:n].reshape(
+        (num_steps, num_envs) + x.shape[2:]), dists)
+
+
 class _Collect(NamedTuple):
     fn: Callable
     jit: Callable
@@ -186,20 +219,24 @@ def _memoised(cached: Callable, fresh: Callable, *args):
     return cached(*args)
 
 
-def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh) -> _Collect:
+def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh, cached_reset=False) -> _Collect:
     """The rollout half of an update, built from exactly what it depends on (and memoised on it by
     ``make_ppo``), so runs that differ only in prior, loss or optimiser settings share one
     compiled rollout."""
     n_dev = 1 if mesh is None else int(mesh.devices.size)
     local_envs = num_envs // n_dev
     axis_name = None if mesh is None else parallel.AXIS
-    benv = _Batched(training_env(env, episode_length))
+    benv = _Batched(training_env(env, episode_length, cached_reset))
 
     def collect(state: TrainState) -> tuple[TrainState, tuple]:
         rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
         env_ids = parallel.global_env_ids(local_envs, axis_name)
+        env_state = state.env_state
+        if cached_reset:  # one fresh reset state per env per rollout (AutoResetWrapper.refresh)
+            refresh_key = jax.random.fold_in(rollout_key, num_steps)
+            env_state = benv.refresh(env_state, jax.vmap(jax.random.fold_in, in_axes=(None, 0))(refresh_key, env_ids))
         env_state, traj = generate_rollout(
-            network, state.params, state.obs_stats, benv, state.env_state, rollout_key, num_steps, env_ids, normalize,
+            network, state.params, state.obs_stats, benv, env_state, rollout_key, num_steps, env_ids, normalize,
         )
         return state.replace(rng=rng, env_state=env_state), (traj, epoch_key)
 
@@ -227,7 +264,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         raise ValueError(f"PPOConfig.num_envs={config.num_envs} must be divisible by the {n_dev} devices of the mesh")
     local_envs = config.num_envs // n_dev
     axis_name = None if mesh is None else parallel.AXIS
-    benv = _Batched(training_env(env, config.episode_length))
+    benv = _Batched(training_env(env, config.episode_length, config.cached_reset))
     network = make_network(config, env.action_space)
     optimizer = make_optimizer(config)
     schedule = beta_schedule(config)
@@ -249,17 +286,16 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         )
 
     collect = _memoised(_cached_collect, _make_collect, network, env, config.episode_length, config.num_envs, T,
-                        config.normalize_obs, mesh)
+                        config.normalize_obs, mesh, config.cached_reset)
 
     def learn(state: TrainState, batch: tuple, prior_params: Any) -> tuple[TrainState, dict]:
         traj, epoch_key = batch
         env_ids = parallel.global_env_ids(local_envs, axis_name)
         if prior is not None:
-            # The prior for every visited state, stored on the transition: one call per time step
-            # of the rollout (the same [B] batches the rollout saw), frozen (no gradient).
-            traj = traj.replace(prior_dist=jax.lax.map(
-                lambda x: jax.lax.stop_gradient(prior.apply(prior_params, x[0], x[1])), (traj.obs, traj.instruction_id)
-            ))
+            # The prior for every visited state, stored on the transition: all T x B states in
+            # chunks of ``config.prior_chunk`` rows (frozen, no gradient).
+            traj = traj.replace(prior_dist=prior_distributions(
+                prior, prior_params, traj.obs, traj.instruction_id, config.prior_chunk))
         advantages, targets = compute_gae(
             traj.reward, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
         )
