@@ -1,13 +1,17 @@
-"""CLEVR-Robot throughput: batched MJX env steps/s vs a plain-mujoco Python loop.
+"""CLEVR-Robot throughput: batched env steps/s per physics backend vs a plain-mujoco Python loop.
 
-For each batch size B, one jitted program runs ``--steps`` random env steps (each one push of
-40 physics steps) of ``wrap_for_training(ClevrRobot(), B)`` in a ``lax.scan`` (auto-reset
-included); it is compiled ahead of time (the compile time) and then timed once. The reference is a Python loop over
-``push_reference`` on the same ``MjModel`` in plain mujoco (one env at a time).
-``--rates N`` also measures the oracle's and the random policy's success rates over N episodes.
+For each backend (``--backends``: ``mujoco``, the C engine through ``pure_callback``; ``mjx``)
+and batch size B, one jitted program runs ``--steps`` random env steps (each one push of 40
+physics steps) of ``wrap_for_training(ClevrRobot(backend=...), B)`` in a ``lax.scan``
+(auto-reset included); it is compiled ahead of time (the compile time) and then timed
+``--repeats`` times (median). ``--cached-reset`` uses ``AutoResetWrapper(cached=True)`` (what
+PPO's default does; without it every step also runs a full reset). The reference is a Python
+loop over ``push_reference`` on the same ``MjModel`` in plain mujoco (one env at a time).
+``--rates N`` also measures the oracle's and the random policy's success rates over N episodes
+(with the first backend).
 
-    python benchmarks/clevr_env.py                      # B = 1, 64, 1024
-    python benchmarks/clevr_env.py --max-batch 64 --rates 200
+    python benchmarks/clevr_env.py                      # both backends, B = 1, 64, 1024
+    python benchmarks/clevr_env.py --backends mujoco --batch-sizes 8 64 256 --steps 20 --rates 200
 
 The compilation cache goes to a fresh temporary folder so compile times are real.
 """
@@ -38,8 +42,8 @@ from envs.clevr_robot.env import BALL_XY_QPOS, NUM_ACTIONS, ClevrRobot, push_ref
 from envs.wrappers import wrap_for_training  # noqa: E402
 
 
-def bench_mjx(env: ClevrRobot, batch: int, steps: int) -> dict:
-    wrapped = wrap_for_training(env, batch)
+def bench_env(env: ClevrRobot, batch: int, steps: int, repeats: int, cached_reset: bool) -> dict:
+    wrapped = wrap_for_training(env, batch, cached_reset=cached_reset)
 
     @jax.jit
     def run(key):
@@ -57,10 +61,13 @@ def bench_mjx(env: ClevrRobot, batch: int, steps: int) -> dict:
     t0 = time.perf_counter()
     compiled = run.lower(key).compile()
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    obs, _ = jax.block_until_ready(compiled(key))
-    run_s = time.perf_counter() - t0
-    assert np.isfinite(np.asarray(obs)).all()
+    times = []
+    for r in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        obs, _ = jax.block_until_ready(compiled(jax.random.key(2 + r)))
+        times.append(time.perf_counter() - t0)
+        assert np.isfinite(np.asarray(obs)).all()
+    run_s = float(np.median(times))
     return dict(batch=batch, steps=steps, compile_s=compile_s, run_s=run_s, steps_per_s=batch * steps / run_s)
 
 
@@ -85,24 +92,30 @@ def main(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--max-batch", type=int, default=None, help="skip batch sizes above this")
     parser.add_argument("--steps", type=int, default=2, help="env steps per timed call (scan length)")
+    parser.add_argument("--backends", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per (backend, B); the median is shown")
+    parser.add_argument("--cached-reset", action="store_true", help="AutoResetWrapper(cached=True)")
     parser.add_argument("--mujoco-steps", type=int, default=500)
     parser.add_argument("--rates", type=int, default=0, help="episodes for oracle/random success rates (0: skip)")
     args = parser.parse_args(argv)
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"jax {jax.__version__} ({jax.default_backend()}), mujoco {mujoco.__version__}")
-    env = ClevrRobot()
+    envs = {b: ClevrRobot(backend=b) for b in args.backends}
+    env = envs[args.backends[0]]
     ref = bench_mujoco(env, args.mujoco_steps)
     print(f"plain mujoco loop: {ref['steps_per_s']:.1f} env steps/s "
           f"({ref['steps_per_s'] * 40:.0f} physics steps/s, {ref['steps']} steps)", flush=True)
-    print("| B | env steps/s | physics steps/s | vs mujoco | compile s | timed call s |")
-    print("|---|---|---|---|---|---|")
-    for b in args.batch_sizes:
-        if args.max_batch is not None and b > args.max_batch:
-            continue
-        r = bench_mjx(env, b, args.steps)
-        print(f"| {b} | {r['steps_per_s']:.1f} | {r['steps_per_s'] * 40:.0f} | "
-              f"{r['steps_per_s'] / ref['steps_per_s']:.2f}x | {r['compile_s']:.1f} | {r['run_s']:.2f} |", flush=True)
+    print(f"auto-reset: {'cached' if args.cached_reset else 'full reset every step'}")
+    print("| backend | B | env steps/s | physics steps/s | vs mujoco loop | compile s | timed call s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, e in envs.items():
+        for b in args.batch_sizes:
+            if args.max_batch is not None and b > args.max_batch:
+                continue
+            r = bench_env(e, b, args.steps, args.repeats, args.cached_reset)
+            print(f"| {name} | {b} | {r['steps_per_s']:.1f} | {r['steps_per_s'] * 40:.0f} | "
+                  f"{r['steps_per_s'] / ref['steps_per_s']:.2f}x | {r['compile_s']:.1f} | {r['run_s']:.2f} |", flush=True)
 
     if args.rates:
         for name, policy in (("oracle", oracle.oracle_policy), ("random", oracle.random_policy)):

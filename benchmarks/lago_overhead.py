@@ -6,7 +6,12 @@ environment: vanilla PPO (no prior) and LaGO (the LLM prior evaluated in the jit
 every visited state, and the KL term in the loss). Each is compiled once (time reported),
 then the two jitted ``update`` calls are timed alternately, ``--repeats`` times each, so both
 see the same machine load; the table gives medians, their ratio, and env steps per second of
-the whole LaGO training step (rollout + prior + GAE + epochs x minibatches).
+the whole training step (rollout + prior + GAE + epochs x minibatches) for each.
+
+The prior inside the update: LaGO's extra time over PPO per update, divided into the update's
+``num_envs x num_steps`` visited states, gives the prior's evals/s as the update sees them
+(it also pays the KL term, so this is a lower bound); next to it, in the same alternation, the
+standalone jitted ``prior.apply`` on ``--prior-chunk`` rows (the chunk size the update uses).
 
     python benchmarks/lago_overhead.py                                  # CLEVR-Robot + Meta-World defaults, SmolLM2-135M, CPU
     python benchmarks/lago_overhead.py --suites point_mass --num-envs 1024 --num-steps 32 \\
@@ -57,8 +62,11 @@ def ppo_config(defaults: dict, args, kl_coef: float):
     if args.num_steps:
         kw["num_steps"] = args.num_steps
     kw["num_updates"] = max(args.updates * (args.repeats + 1), 2)
+    kw["prior_chunk"] = args.prior_chunk
     cfg = ExperimentConfig(tasks=("x",), out_dir="", **kw)
-    return cfg.ppo_config("lago" if kl_coef > 0 else "ppo", 0)
+    import dataclasses
+
+    return dataclasses.replace(cfg.ppo_config("lago" if kl_coef > 0 else "ppo", 0), cached_reset=not args.full_reset)
 
 
 def measure(name: str, args) -> dict:
@@ -87,15 +95,27 @@ def measure(name: str, args) -> dict:
         state, _ = compiled(state, pp)  # warm-up
         jax.block_until_ready(state)
         runs[variant] = dict(cfg=cfg, compiled=compiled, state=state, pp=pp, compile_s=compile_s, times=[])
-    for _ in range(args.repeats):  # alternate, so both variants see the same load
+    chunk = args.prior_chunk
+    obs = jax.random.normal(jax.random.PRNGKey(1), (chunk, env.observation_size), jnp.float32)
+    iid = jnp.arange(chunk, dtype=jnp.int32) % len(env.instructions)
+    alone = jax.jit(lambda p, o, i: prior.apply(p, o, i))
+    jax.block_until_ready(alone(prior_params, obs, iid))
+    alone_times = []
+    for _ in range(args.repeats):  # alternate, so every program sees the same load
         for r in runs.values():
             t0 = time.perf_counter()
             r["state"], m = r["compiled"](r["state"], r["pp"])
             jax.block_until_ready((r["state"], m))
             r["times"].append((time.perf_counter() - t0) / args.updates)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            jax.block_until_ready(alone(prior_params, obs, iid))
+        alone_times.append((time.perf_counter() - t0) / 3)
     cfg = runs["lago"]["cfg"]
     med = {v: float(np.median(r["times"])) for v, r in runs.items()}
     steps = cfg.num_envs * cfg.num_steps
+    inside = steps / max(med["lago"] - med["ppo"], 1e-9)
+    standalone = chunk / float(np.median(alone_times))
     return dict(
         suite=name, task=task, backbone=prior.describe()["backbone"], dtype=args.dtype,
         device=str(jax.devices()[0].platform), num_envs=cfg.num_envs, num_steps=cfg.num_steps,
@@ -104,6 +124,9 @@ def measure(name: str, args) -> dict:
         ratio=round(med["lago"] / med["ppo"], 2),
         ppo_env_steps_per_s=round(steps / med["ppo"], 1), lago_env_steps_per_s=round(steps / med["lago"], 1),
         ppo_compile_s=round(runs["ppo"]["compile_s"], 1), lago_compile_s=round(runs["lago"]["compile_s"], 1),
+        prior_chunk=chunk, cached_reset=cfg.cached_reset, env_backend=getattr(env, "backend", "mjx"),
+        prior_evals_per_s_in_update=round(inside, 1), prior_evals_per_s_standalone=round(standalone, 1),
+        prior_inside_vs_standalone=round(inside / standalone, 2),
         times_s={v: [round(t, 4) for t in r["times"]] for v, r in runs.items()},
     )
 
@@ -117,6 +140,8 @@ def main(argv=None) -> None:
     p.add_argument("--num-envs", type=int, default=0, help="override the suite default")
     p.add_argument("--num-steps", type=int, default=0, help="override the suite default")
     p.add_argument("--updates", type=int, default=1, help="updates per timed call")
+    p.add_argument("--prior-chunk", type=int, default=256, help="rows per prior call in the update (PPOConfig.prior_chunk)")
+    p.add_argument("--full-reset", action="store_true", help="auto-reset with a full reset every step (cached_reset=False)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -129,12 +154,15 @@ def main(argv=None) -> None:
         rows.append(measure(name, args))
         print("RESULT " + json.dumps(rows[-1]), flush=True)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("| suite (task) | backbone | dtype | envs x steps | PPO s/update | LaGO s/update | LaGO / PPO | "
-          "LaGO env steps/s | compile s (PPO / LaGO) |")
-    print("|---|---|---|---|---:|---:|---:|---:|---|")
+    print("| suite (task) | backbone | dtype | envs x steps | reset | PPO s/update | LaGO s/update | LaGO / PPO | "
+          "PPO env steps/s | LaGO env steps/s | prior evals/s in update / standalone (chunk) | compile s (PPO / LaGO) |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
         print(f"| {r['suite']} ({r['task']}) | {r['backbone']} | {r['dtype']} | {r['num_envs']} x {r['num_steps']} | "
-              f"{r['ppo_s_per_update']} | {r['lago_s_per_update']} | {r['ratio']} | {r['lago_env_steps_per_s']:,.0f} | "
+              f"{'cached' if r['cached_reset'] else 'full'} | "
+              f"{r['ppo_s_per_update']} | {r['lago_s_per_update']} | {r['ratio']} | {r['ppo_env_steps_per_s']:,.0f} | "
+              f"{r['lago_env_steps_per_s']:,.0f} | {r['prior_evals_per_s_in_update']:,.0f} / "
+              f"{r['prior_evals_per_s_standalone']:,.0f} ({r['prior_inside_vs_standalone']}x, {r['prior_chunk']}) | "
               f"{r['ppo_compile_s']} / {r['lago_compile_s']} |")
     if args.json:
         with open(args.json, "w") as f:

@@ -1,7 +1,7 @@
-"""CLEVR-Robot physics: pushes, MJX vs plain-mujoco parity, a jitted random rollout.
+"""CLEVR-Robot physics: pushes, MJX vs plain-mujoco parity, the C-engine backend, jitted rollouts.
 
-MJX compiles slowly on CPU, so this module builds two programs, each once: a vmapped
-``push`` over a batch of (layout, action) pairs, and one scanned random rollout.
+MJX compiles slowly on CPU, so this module builds each program once: a vmapped ``push`` over a
+batch of (layout, action) pairs per backend, and one scanned random rollout per backend.
 """
 
 import jax
@@ -20,6 +20,7 @@ from envs.clevr_robot.env import (
     push,
     push_reference,
 )
+from envs.clevr_robot.native import NativeData
 from envs.wrappers import wrap_for_training
 
 # The pushed ball sits in the middle; the others wait in the corners, out of reach of one push.
@@ -53,7 +54,7 @@ def contact_layouts(n: int, seed: int = 0) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def env():
-    return ClevrRobot()
+    return ClevrRobot(backend="mujoco")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,9 @@ def push_results(env):
     run = jax.jit(jax.vmap(lambda d, a: push(env.mjx_model, d, a)))
     out = run(batch, jnp.asarray(actions, jnp.int32))
     mjx_qpos = np.asarray(out.qpos)
+    native = jax.jit(jax.vmap(env.native.push))(
+        NativeData(qpos=jnp.asarray(qpos0, jnp.float32), qvel=jnp.zeros((len(layouts), env.mj_model.nv), jnp.float32)),
+        jnp.asarray(actions, jnp.int32))
 
     ref_qpos = []
     for q, a in zip(qpos0, actions):
@@ -82,7 +86,8 @@ def push_results(env):
         d.qpos[:] = q
         push_reference(env.mj_model, d, a)
         ref_qpos.append(d.qpos.copy())
-    return dict(qpos0=qpos0, actions=np.array(actions), mjx=mjx_qpos, ref=np.array(ref_qpos))
+    return dict(qpos0=qpos0, actions=np.array(actions), mjx=mjx_qpos, ref=np.array(ref_qpos),
+                native=np.asarray(native.qpos), native_qvel=np.asarray(native.qvel))
 
 
 def test_every_action_moves_its_ball_its_way(push_results):
@@ -120,6 +125,45 @@ def test_mjx_matches_plain_mujoco(push_results):
     assert np.abs(push_results["mjx"][:, pusher] - push_results["ref"][:, pusher]).max() < PARITY_ATOL
 
 
+def test_c_engine_backend_matches_plain_mujoco_and_mjx(push_results):
+    """The ``backend="mujoco"`` push (``mujoco.rollout`` through ``pure_callback`` under
+    ``vmap``) is ``push_reference`` on the same model up to the float32 state, and agrees with MJX."""
+    xy = BALL_XY_QPOS
+    to_ref = np.abs(push_results["native"][:, xy] - push_results["ref"][:, xy]).max()
+    to_mjx = np.abs(push_results["native"][:, xy] - push_results["mjx"][:, xy]).max()
+    print(f"C-engine backend after one push: max |dxy| vs mujoco {to_ref:.2e} m, vs MJX {to_mjx:.2e} m")
+    assert to_ref < 1e-5, to_ref
+    assert to_mjx < PARITY_ATOL, to_mjx
+    assert np.isfinite(push_results["native_qvel"]).all()
+    pusher = slice(scene.PUSHER_QPOS, scene.PUSHER_QPOS + 2)
+    assert np.abs(push_results["native"][:, pusher] - push_results["ref"][:, pusher]).max() < 1e-5
+
+
+def test_c_engine_push_depends_only_on_its_own_env(env):
+    """Batch order, batch size and threads do not change a push (zero solver warm start)."""
+    rng = np.random.default_rng(5)
+    layouts = contact_layouts(6, seed=2)
+    qpos = np.tile(env.mj_model.qpos0, (6, 1)).astype(np.float32)
+    for i, xy in enumerate(layouts):
+        qpos[i, BALL_XY_QPOS] = xy
+    qvel = np.zeros((6, env.mj_model.nv), np.float32)
+    actions = rng.integers(0, NUM_ACTIONS, 6)
+    together, _ = env.native.push_host(qpos, qvel, actions)
+    perm = rng.permutation(6)
+    shuffled, _ = env.native.push_host(qpos[perm], qvel[perm], actions[perm])
+    one_by_one = np.stack([env.native.push_host(qpos[i], qvel[i], actions[i])[0] for i in range(6)])
+    single = ClevrRobot(backend="mujoco", num_threads=1).native.push_host(qpos, qvel, actions)[0]
+    np.testing.assert_array_equal(shuffled, together[perm])
+    np.testing.assert_array_equal(one_by_one, together)
+    np.testing.assert_array_equal(single, together)
+
+
+def test_backend_is_validated_and_auto_picks_the_c_engine_on_cpu():
+    with pytest.raises(ValueError, match="backend='physx'"):
+        ClevrRobot(backend="physx")
+    assert ClevrRobot().backend == ("mujoco" if jax.default_backend() == "cpu" else "mjx")
+
+
 def test_cheap_solver_is_faithful_to_the_original_settings():
     """The default Newton 6 iterations / 8 line-search steps vs the original's 20 / 50
     (plain mujoco, four pushes with collisions; 4 / 6 would drift by 1 cm here)."""
@@ -137,22 +181,33 @@ def test_cheap_solver_is_faithful_to_the_original_settings():
     assert worst < 1e-3, worst
 
 
-def test_random_rollout_jits_without_nan(env):
+@pytest.fixture(scope="module")
+def rollouts(env):
+    """The same random rollout (same keys, same actions) through the training stack, per backend."""
     batch, steps = 4, 6
-    wrapped = wrap_for_training(env, batch)
+    out = {}
+    for backend, e in (("mujoco", env), ("mjx", ClevrRobot(backend="mjx"))):
+        wrapped = wrap_for_training(e, batch)
 
-    @jax.jit
-    def rollout(key):
-        state = wrapped.reset(key)
+        @jax.jit
+        def rollout(key):
+            state = wrapped.reset(key)
 
-        def one(state, k):
-            action = jax.random.randint(k, (batch,), 0, NUM_ACTIONS, jnp.int32)
-            state = wrapped.step(state, action)
-            return state, (state.obs, state.reward, state.done, state.info["instruction_id"])
+            def one(state, k):
+                action = jax.random.randint(k, (batch,), 0, NUM_ACTIONS, jnp.int32)
+                state = wrapped.step(state, action)
+                return state, (state.obs, state.reward, state.done, state.info["instruction_id"])
 
-        return jax.lax.scan(one, state, jax.random.split(key, steps))
+            return jax.lax.scan(one, state, jax.random.split(key, steps))
 
-    final, (obs, reward, done, iid) = rollout(jax.random.key(3))
+        out[backend] = (rollout, rollout(jax.random.key(3)))
+    return batch, steps, out
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "mjx"])
+def test_random_rollout_jits_without_nan(env, rollouts, backend):
+    batch, steps, out = rollouts
+    rollout, (final, (obs, reward, done, iid)) = out[backend]
     assert obs.shape == (steps, batch, 24)
     assert np.isfinite(np.asarray(obs)).all()
     assert np.isfinite(np.asarray(final.data.qpos)).all() and np.isfinite(np.asarray(final.data.qvel)).all()
@@ -166,3 +221,16 @@ def test_random_rollout_jits_without_nan(env):
     before = rollout._cache_size()
     rollout(jax.random.key(4))
     assert rollout._cache_size() == before
+
+
+def test_backends_give_the_same_trajectories(rollouts):
+    """Six random pushes of four envs through the training stack (auto-reset included): the
+    C-engine backend and MJX see the same observations, rewards and episode ends."""
+    _, _, out = rollouts
+    (_, (_, (obs_c, rew_c, done_c, iid_c))), (_, (_, (obs_m, rew_m, done_m, iid_m))) = out["mujoco"], out["mjx"]
+    diff = np.abs(np.asarray(obs_c) - np.asarray(obs_m)).max()
+    print(f"C engine vs MJX over 6 pushes x 4 envs: max |d obs| {diff:.2e}")
+    assert diff < 1e-3, diff
+    np.testing.assert_array_equal(np.asarray(rew_c), np.asarray(rew_m))
+    np.testing.assert_array_equal(np.asarray(done_c), np.asarray(done_m))
+    np.testing.assert_array_equal(np.asarray(iid_c), np.asarray(iid_m))

@@ -119,6 +119,8 @@ class ExperimentConfig:
     eval_seed: int = 1000
     episode_length: int | None = None
     """Override the task's episode limit (None keeps it)."""
+    prior_chunk: int = 256
+    """Rows per call of the prior inside the PPO update (``PPOConfig.prior_chunk``)."""
     progress: bool = True
 
     def __post_init__(self):
@@ -162,6 +164,7 @@ class ExperimentConfig:
             kl_target=self.kl_target,
             kl_direction=self.kl_direction,
             episode_length=self.episode_length,
+            prior_chunk=self.prior_chunk,
             checkpoint_every=self.checkpoint_every,
             seed=int(seed),
         )
@@ -622,6 +625,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--distill-batch", dest="distill_batch", type=int, default=d["distill_batch"])
     p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=d["eval_episodes"])
     p.add_argument("--episode-length", dest="episode_length", type=int, default=d["episode_length"])
+    p.add_argument("--prior-chunk", dest="prior_chunk", type=int, default=d["prior_chunk"],
+                   help="rows per call of the prior inside the PPO update")
     p.add_argument("--eval", dest="eval_dir", default=None, help="only reload CHECKPOINT_DIR and evaluate it")
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
     p.add_argument("--no-progress", dest="progress", action="store_false")
