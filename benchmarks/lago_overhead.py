@@ -66,7 +66,10 @@ def ppo_config(defaults: dict, args, kl_coef: float):
     cfg = ExperimentConfig(tasks=("x",), out_dir="", **kw)
     import dataclasses
 
-    return dataclasses.replace(cfg.ppo_config("lago" if kl_coef > 0 else "ppo", 0), cached_reset=not args.full_reset)
+    ppo = cfg.ppo_config("lago" if kl_coef > 0 else "ppo", 0)
+    if args.reset != "default":
+        ppo = dataclasses.replace(ppo, cached_reset=args.reset == "cached")
+    return ppo
 
 
 def measure(name: str, args) -> dict:
@@ -141,7 +144,8 @@ def main(argv=None) -> None:
     p.add_argument("--num-steps", type=int, default=0, help="override the suite default")
     p.add_argument("--updates", type=int, default=1, help="updates per timed call")
     p.add_argument("--prior-chunk", type=int, default=256, help="rows per prior call in the update (PPOConfig.prior_chunk)")
-    p.add_argument("--full-reset", action="store_true", help="auto-reset with a full reset every step (cached_reset=False)")
+    p.add_argument("--reset", choices=["default", "cached", "full"], default="default",
+                   help="auto-reset: the suite default, cached (refreshed per rollout) or a full reset every step")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)

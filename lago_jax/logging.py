@@ -27,13 +27,52 @@ def _clean(v):
     return v
 
 
-class MetricsLogger:
-    """Appends metric rows (dicts of floats) to ``out_dir/metrics.{csv,jsonl}``."""
+def _truncate_to_update(csv_path: str, jsonl_path: str, last_update: int) -> None:
+    """Drop rows with ``update > last_update`` from both logs (rows a killed run wrote after its
+    last checkpoint), rewriting each file through a temporary file and an atomic rename."""
+    if os.path.isfile(jsonl_path):
+        with open(jsonl_path) as f:
+            lines = [ln for ln in f if ln.strip()]
+        keep = []
+        for ln in lines:
+            try:
+                row = json.loads(ln)
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+            if int(row.get("update", 0)) <= last_update:
+                keep.append(json.dumps(row) + "\n")
+        tmp = jsonl_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(keep)
+        os.replace(tmp, jsonl_path)
+    if os.path.isfile(csv_path):
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+        if rows:
+            header, body = rows[0], rows[1:]
+            col = header.index("update") if "update" in header else None
+            good = [r for r in body if len(r) == len(header) and (col is None or int(float(r[col])) <= last_update)]
+            tmp = csv_path + ".tmp"
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(header)
+                w.writerows(good)
+            os.replace(tmp, csv_path)
 
-    def __init__(self, out_dir: str, append: bool = False):
+
+class MetricsLogger:
+    """Appends metric rows (dicts of floats) to ``out_dir/metrics.{csv,jsonl}``.
+
+    ``resume_from=U`` (with ``append=True``): rows of updates after ``U`` are dropped first, so
+    after a resume from the checkpoint of update ``U`` the logs hold each update exactly once.
+    """
+
+    def __init__(self, out_dir: str, append: bool = False, resume_from: int | None = None):
         os.makedirs(out_dir, exist_ok=True)
         self.csv_path = os.path.join(out_dir, CSV_NAME)
         self.jsonl_path = os.path.join(out_dir, JSONL_NAME)
+        if append and resume_from is not None:
+            _truncate_to_update(self.csv_path, self.jsonl_path, int(resume_from))
         mode = "a" if append else "w"
         self._fields = None
         if append and os.path.isfile(self.csv_path):

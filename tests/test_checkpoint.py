@@ -140,3 +140,45 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"update 3 .*last good checkpoint is step 2"):
         run(cfg, NaNAfter(limit=20), out, progress=False)
     assert Checkpointer(os.path.join(out, "checkpoints")).latest_step() == 2
+
+
+def test_resume_drops_log_rows_written_after_the_last_checkpoint(tmp_path, resumed):
+    """A kill between writing an update's metric rows and saving its checkpoint leaves rows for
+    updates the checkpoint does not hold; the resumed run cuts them before appending, so every
+    update is logged once (310 rows for 300 updates before this was fixed)."""
+    import shutil
+
+    first, _ = resumed
+    out = str(tmp_path / "killed")
+    os.makedirs(out)
+    shutil.copytree(os.path.join(first.out_dir, "checkpoints"), os.path.join(out, "checkpoints"))
+    ck = Checkpointer(os.path.join(out, "checkpoints"))
+    for step in ck.all_steps():
+        if step > 2:
+            shutil.rmtree(os.path.join(out, "checkpoints", str(step)))
+    # Logs of updates 1-4 (the final two never checkpointed) plus a line cut short by the kill.
+    with open(os.path.join(first.out_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f][:2]
+    extra = [dict(rows[-1], update=3), dict(rows[-1], update=4)]
+    with open(os.path.join(out, "metrics.jsonl"), "w") as f:
+        for r in rows + extra:
+            f.write(json.dumps(r) + "\n")
+        f.write('{"update": 5, "total_lo')
+    with open(os.path.join(first.out_dir, "metrics.csv")) as f:
+        header, *body = f.read().strip().splitlines()
+    col = header.split(",").index("update")
+
+    def relabel(line, update):
+        cells = line.split(",")
+        cells[col] = str(update)
+        return ",".join(cells)
+
+    with open(os.path.join(out, "metrics.csv"), "w") as f:
+        f.write("\n".join([header] + body[:2] + [relabel(body[1], 3), relabel(body[1], 4)]) + "\n")
+    res = run(CFG, ENV, out, progress=False)
+    assert [r["update"] for r in res.rows] == [3, 4]
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        assert [json.loads(line)["update"] for line in f] == [1, 2, 3, 4]
+    with open(os.path.join(out, "metrics.csv")) as f:
+        lines = f.read().strip().splitlines()
+    assert [int(float(line.split(",")[col])) for line in lines[1:]] == [1, 2, 3, 4]

@@ -100,10 +100,18 @@ def test_unknown_task_and_missing_llm_give_clear_errors(tmp_path):
         pipeline.load_backbone("no/such/model.gguf")
 
 
-def test_mean_ci95_matches_t_table():
+def test_mean_ci95_uses_student_t_at_every_sample_size():
+    from scipy import stats
     m, h = pipeline.mean_ci95([1.0, 2.0, 3.0])
-    assert m == pytest.approx(2.0) and h == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-6)
+    assert m == pytest.approx(2.0) and h == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-4)
     assert pipeline.mean_ci95([0.5]) == (0.5, 0.0)
+    rng = np.random.default_rng(0)
+    for n in (2, 5, 31, 32, 100):  # past 31 values the interval is still t, not 1.96
+        x = rng.normal(size=n)
+        m, h = pipeline.mean_ci95(x)
+        want = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)
+        assert m == pytest.approx(x.mean()) and h == pytest.approx(want, rel=1e-12), n
+    assert stats.t.ppf(0.975, 31) == pytest.approx(2.040, abs=1e-3)
 
 
 def _cli(module, out, *extra):

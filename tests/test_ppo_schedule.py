@@ -1,5 +1,6 @@
 """Beta schedules (constant, linear, adaptive KL) and PPOConfig validation."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -64,3 +65,13 @@ def test_config_updates_and_roundtrip():
     assert PPOConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown PPOConfig fields"):
         PPOConfig.from_dict(dict(c.to_dict(), bogus=1))
+
+
+def test_adaptive_schedule_from_zero_stays_zero():
+    """beta_init = 0 is vanilla PPO under every schedule: the adaptive rule does not lift it to
+    beta_min whatever KL it measures."""
+    s = BetaSchedule("adaptive", 0.0, kl_target=0.01, beta_min=1e-4, beta_max=10.0)
+    beta = s.init()
+    for kl in (0.0, 1.0, 100.0, 1e-6):
+        beta = next_beta(s, beta, jnp.asarray(0), jnp.asarray(kl, jnp.float32))
+        assert float(beta) == 0.0

@@ -1,7 +1,7 @@
 """``python -m lago_jax.experiments.clevr_robot``: the LaGO pipeline on CLEVR-Robot.
 
-The default finishes on a 2-core CPU in under 15 minutes (measured 7.8 min, see README); the
-paper-scale command is in the README too.
+The default finishes on a 2-core CPU in under 10 minutes (see README); the paper-scale command is
+in the README too.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ def make_clevr_robot_suite() -> Suite:
 
 
 DEFAULTS = dict(
-    seeds=(0, 1),
-    num_envs=8,
+    seeds=(0, 1, 2),
+    num_envs=64,
     num_steps=16,
-    num_updates=4,
-    checkpoint_every=2,
+    num_updates=8,
+    checkpoint_every=4,
+    cached_reset=True,
     beta=0.1,
     demo_episodes=128,
     demo_batch=64,
@@ -46,8 +47,10 @@ DEFAULTS = dict(
     distill_eval_every=10,
     eval_episodes=16,
 )
-"""Sized for a 2-core CPU in under 15 minutes (7.8 min measured, README): MJX steps CLEVR at tens of pushes/s on
-CPU and SmolLM2's forward+backward costs ~1 s per distillation step of 32."""
+"""Sized for a 2-core CPU in under 10 minutes (README). Batches sized for throughput
+(``benchmarks/RESULTS_lago.md``): 64 envs step at ~2,200 pushes/s with the C-engine backend and
+a cached reset (1.5x a full reset per step), and each update's 1,024 visited states go through the
+prior in 4 chunks of 256 rows (~4x the per-state speed of one call per time step at 8 envs)."""
 
 
 if __name__ == "__main__":

@@ -121,6 +121,8 @@ class ExperimentConfig:
     """Override the task's episode limit (None keeps it)."""
     prior_chunk: int = 256
     """Rows per call of the prior inside the PPO update (``PPOConfig.prior_chunk``)."""
+    cached_reset: bool = False
+    """Auto-reset from a reset state refreshed once per rollout (``PPOConfig.cached_reset``)."""
     progress: bool = True
 
     def __post_init__(self):
@@ -165,6 +167,7 @@ class ExperimentConfig:
             kl_direction=self.kl_direction,
             episode_length=self.episode_length,
             prior_chunk=self.prior_chunk,
+            cached_reset=self.cached_reset,
             checkpoint_every=self.checkpoint_every,
             seed=int(seed),
         )
@@ -189,12 +192,6 @@ def _read_json(path: str) -> Any:
         return json.load(f)
 
 
-# Two-sided 97.5% quantiles of Student's t for df = 1..30 (standard table values).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
-
-
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of the 95% Student-t interval (0 half-width for one value)."""
     x = np.asarray(values, np.float64)
@@ -202,8 +199,9 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     if x.size == 1:
         return float(x[0]), 0.0
-    df = x.size - 1
-    t = _T975[df - 1] if df <= len(_T975) else 1.96
+    from scipy import stats
+
+    t = float(stats.t.ppf(0.975, df=x.size - 1))
     return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
 
 
@@ -627,6 +625,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--episode-length", dest="episode_length", type=int, default=d["episode_length"])
     p.add_argument("--prior-chunk", dest="prior_chunk", type=int, default=d["prior_chunk"],
                    help="rows per call of the prior inside the PPO update")
+    p.add_argument("--cached-reset", dest="cached_reset", action=argparse.BooleanOptionalAction,
+                   default=d["cached_reset"], help="auto-reset from a reset state refreshed once per rollout")
     p.add_argument("--eval", dest="eval_dir", default=None, help="only reload CHECKPOINT_DIR and evaluate it")
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -82,12 +82,15 @@ class PPOConfig:
     reaches at 8 (``benchmarks/RESULTS_lago.md``)."""
     episode_length: int | None = None
     """Episode limit (truncation) applied by ``EpisodeWrapper``; None uses the env's own."""
-    cached_reset: bool = True
+    cached_reset: bool = False
     """Auto-reset from a reset state drawn once per rollout (``AutoResetWrapper(cached=True)``,
     refreshed at the start of every rollout) instead of running the env's reset on every step
     of every env (which ``vmap`` does whether or not an episode ended). Episodes still start
     from fresh random states, except that an env finishing two episodes within one rollout
-    starts both from the same one."""
+    starts both from the same one. Worth it where the reset is a real share of the step
+    (CLEVR-Robot with the C-engine backend: 1.15-1.5x env steps/s), not where it is cheap and the
+    cached state large (Meta-World in MJX: reset 1% of the step, cached 0.89-1.05x;
+    ``benchmarks/RESULTS_lago.md``)."""
     checkpoint_every: int = 10
     """At most this many updates per jitted chunk in :func:`lago_jax.ppo.train.run` (the largest
     divisor of the number of updates not above it, so every chunk is one compiled program); a

@@ -566,7 +566,7 @@ def run(
         state = ppo.place(jax.jit(ppo.init)(jax.random.PRNGKey(config.seed)))
         start = 0
     total = config.updates if stop_after is None else min(config.updates, int(stop_after))
-    logger = log_lib.MetricsLogger(out_dir, append=start > 0)
+    logger = log_lib.MetricsLogger(out_dir, append=start > 0, resume_from=start)
     bar = log_lib.progress_bar(total=config.updates, initial=start, enabled=progress, desc="ppo")
     rows = []
     chunk = chunk_size(config.updates, config.checkpoint_every)

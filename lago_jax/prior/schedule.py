@@ -63,11 +63,16 @@ def linear_beta(schedule: BetaSchedule, update_index: jax.Array) -> jax.Array:
 
 
 def adaptive_beta(schedule: BetaSchedule, beta: jax.Array, measured_kl: jax.Array) -> jax.Array:
-    """One step of PPO's adaptive-KL rule."""
+    """One step of PPO's adaptive-KL rule. A schedule that starts at ``beta_init = 0`` stays at 0
+    (no prior guidance: vanilla PPO under every schedule), instead of being clipped up to
+    ``beta_min`` and doubled from there."""
     up = measured_kl > 1.5 * schedule.kl_target
     down = measured_kl < schedule.kl_target / 1.5
     new = jnp.where(up, beta * 2.0, jnp.where(down, beta / 2.0, beta))
-    return jnp.clip(new, schedule.beta_min, schedule.beta_max).astype(jnp.float32)
+    new = jnp.clip(new, schedule.beta_min, schedule.beta_max)
+    if schedule.beta_init == 0:
+        new = jnp.zeros_like(new)
+    return new.astype(jnp.float32)
 
 
 def next_beta(schedule: BetaSchedule, beta: jax.Array, update_index: jax.Array, measured_kl: jax.Array) -> jax.Array:
