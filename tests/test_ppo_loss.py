@@ -121,3 +121,44 @@ def test_no_prior_equals_prior_with_zero_beta():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7), g_prior, g_none)
     g_beta = grad(params, batch, 1.0)
     assert not np.allclose(jax.tree.leaves(g_beta)[0], jax.tree.leaves(g_none)[0])
+
+
+def test_soften_prior_temperature_one_is_the_prior_and_others_flatten_it():
+    from lago_jax.distributions import Categorical, DiagGaussian, kl_divergence
+    from lago_jax.ppo.train import soften_prior
+
+    rng = np.random.default_rng(0)
+    cat = Categorical(jnp.asarray(rng.normal(size=(5, 7)) * 4, jnp.float32))
+    gau = DiagGaussian(jnp.asarray(rng.normal(size=(5, 3)), jnp.float32), jnp.asarray(rng.uniform(-6, 0, (5, 3)), jnp.float32))
+    pi_c = Categorical(jnp.zeros((5, 7)))
+    pi_g = DiagGaussian(jnp.zeros((5, 3)), jnp.full((5, 3), -0.5))
+    # temperature 1, no floor: the very same distributions, so the KL is bit-identical
+    assert soften_prior(cat) is cat and soften_prior(gau) is gau
+    # a higher temperature brings a sharp prior closer to a broad policy
+    for pi, prior in ((pi_c, cat), (pi_g, gau)):
+        base = np.asarray(kl_divergence(pi, prior, "reverse"))
+        soft = np.asarray(kl_divergence(pi, soften_prior(prior, 3.0), "reverse"))
+        assert np.all(soft < base)
+    np.testing.assert_allclose(np.asarray(soften_prior(cat, 2.0).logits), np.asarray(cat.logits) / 2.0)
+    g2 = soften_prior(gau, 2.0, min_std=0.1)
+    np.testing.assert_allclose(np.asarray(g2.mean), np.asarray(gau.mean))
+    np.testing.assert_allclose(np.asarray(g2.log_std), np.maximum(np.asarray(gau.log_std) + np.log(2.0), np.log(0.1)),
+                               rtol=1e-6)
+    assert float(np.exp(np.asarray(g2.log_std)).min()) >= 0.1 - 1e-7
+
+
+def test_obs_normaliser_matches_numpy_and_clips_only_when_asked():
+    from lago_jax.ppo.networks import ObsNormStats, normalize_obs, update_obs_norm
+
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(3.0, 2.0, size=(n, 4)).astype(np.float32) * [1, 10, 0.1, 100] for n in (16, 40, 8)]
+    stats = ObsNormStats.create(4)
+    for b in batches:
+        stats = update_obs_norm(stats, jnp.asarray(b))
+    allx = np.concatenate(batches).astype(np.float64)
+    np.testing.assert_allclose(np.asarray(stats.mean), allx.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(stats.var), allx.var(axis=0), rtol=1e-4)
+    far = jnp.asarray(allx.mean(axis=0) + 50 * allx.std(axis=0), jnp.float32)[None]
+    np.testing.assert_allclose(np.asarray(normalize_obs(stats, far)), 50.0, rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(normalize_obs(stats, far, clip=10.0)), 10.0)
+    assert normalize_obs(stats, far, enabled=False) is far

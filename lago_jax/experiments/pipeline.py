@@ -123,6 +123,12 @@ class ExperimentConfig:
     """Rows per call of the prior inside the PPO update (``PPOConfig.prior_chunk``)."""
     cached_reset: bool = False
     """Auto-reset from a reset state refreshed once per rollout (``PPOConfig.cached_reset``)."""
+    reward_scale: float = 1.0
+    """Rewards are scaled by this for PPO's value targets (``PPOConfig.reward_scale``)."""
+    prior_temperature: float = 1.0
+    """The KL term's prior softened by this temperature (``PPOConfig.prior_temperature``)."""
+    prior_min_std: float = 0.0
+    """Floor on the Gaussian prior's std in the KL term (``PPOConfig.prior_min_std``)."""
     progress: bool = True
 
     def __post_init__(self):
@@ -168,6 +174,9 @@ class ExperimentConfig:
             episode_length=self.episode_length,
             prior_chunk=self.prior_chunk,
             cached_reset=self.cached_reset,
+            reward_scale=self.reward_scale,
+            prior_temperature=self.prior_temperature,
+            prior_min_std=self.prior_min_std,
             checkpoint_every=self.checkpoint_every,
             seed=int(seed),
         )
@@ -625,6 +634,11 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--episode-length", dest="episode_length", type=int, default=d["episode_length"])
     p.add_argument("--prior-chunk", dest="prior_chunk", type=int, default=d["prior_chunk"],
                    help="rows per call of the prior inside the PPO update")
+    p.add_argument("--hidden", dest="hidden_sizes", type=int, nargs="+", default=list(d["hidden_sizes"]),
+                   help="hidden layer widths of the PPO actor and critic")
+    p.add_argument("--reward-scale", dest="reward_scale", type=float, default=d["reward_scale"])
+    p.add_argument("--prior-temperature", dest="prior_temperature", type=float, default=d["prior_temperature"])
+    p.add_argument("--prior-min-std", dest="prior_min_std", type=float, default=d["prior_min_std"])
     p.add_argument("--cached-reset", dest="cached_reset", action=argparse.BooleanOptionalAction,
                    default=d["cached_reset"], help="auto-reset from a reset state refreshed once per rollout")
     p.add_argument("--eval", dest="eval_dir", default=None, help="only reload CHECKPOINT_DIR and evaluate it")
@@ -647,7 +661,8 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
             return 0
         fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
         kw = {k: v for k, v in vars(args).items() if k in fields}
-        kw.update(tasks=tuple(args.tasks), seeds=tuple(args.seeds), variants=tuple(args.variants), out_dir=args.out)
+        kw.update(tasks=tuple(args.tasks), seeds=tuple(args.seeds), variants=tuple(args.variants), out_dir=args.out,
+                  hidden_sizes=tuple(args.hidden_sizes))
         for k, v in defaults.items():
             if k not in kw:
                 kw[k] = v

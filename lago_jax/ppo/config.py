@@ -53,6 +53,13 @@ class PPOConfig:
     """Standardise advantages per minibatch (statistics averaged over devices)."""
     normalize_obs: bool = True
     """Normalise observations with running mean/variance kept in the train state."""
+    obs_clip: float | None = None
+    """Clip normalised observations to ``+-obs_clip``; None (default, as brax and purejaxrl) keeps
+    them unclipped."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before GAE and the value loss (brax's ``reward_scaling``);
+    logged returns stay unscaled. Dense rewards of up to 10 per step (Meta-World) put value
+    targets in the thousands at 1.0."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and of the critic MLP (separate trunks)."""
     activation: str = "tanh"
@@ -75,6 +82,12 @@ class PPOConfig:
     """Upper clip of the adaptive beta, >= ``kl_coef_min``."""
     kl_direction: str = "reverse"
     """``"reverse"``: KL(pi || prior); ``"forward"``: KL(prior || pi)."""
+    prior_temperature: float = 1.0
+    """The KL term pulls toward the prior softened by this temperature (categorical logits / T;
+    Gaussian std * T), > 0. 1 leaves the prior unchanged. Distilled priors can be very sharp
+    (Gaussian validation NLL below -5 on reach), which puts the KL in the thousands."""
+    prior_min_std: float = 0.0
+    """Floor on the Gaussian prior's standard deviation in the KL term (0: none), >= 0."""
     prior_chunk: int = 256
     """Rows per call of the prior when an update evaluates it on its ``num_steps x num_envs``
     visited states (they are flattened and evaluated in chunks of this size). Only speed depends
@@ -117,10 +130,10 @@ class PPOConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(name, "a value in [0, 1]")
-        for name in ("clip_eps", "max_grad_norm", "lr", "kl_target", "kl_coef_min"):
+        for name in ("clip_eps", "max_grad_norm", "lr", "kl_target", "kl_coef_min", "reward_scale", "prior_temperature"):
             if not getattr(self, name) > 0:
                 bad(name, "a value > 0")
-        for name in ("vf_coef", "ent_coef", "kl_coef", "kl_coef_final"):
+        for name in ("vf_coef", "ent_coef", "kl_coef", "kl_coef_final", "prior_min_std"):
             if not getattr(self, name) >= 0:
                 bad(name, "a value >= 0")
         if not self.kl_coef_max >= self.kl_coef_min:
@@ -135,6 +148,8 @@ class PPOConfig:
         if not hs or any(not isinstance(h, int) or h < 1 for h in hs):
             bad("hidden_sizes", "a non-empty tuple of integers >= 1")
         object.__setattr__(self, "hidden_sizes", hs)
+        if self.obs_clip is not None and not self.obs_clip > 0:
+            bad("obs_clip", "None or a value > 0")
         if self.episode_length is not None and self.episode_length < 1:
             bad("episode_length", "an integer >= 1 or None")
 

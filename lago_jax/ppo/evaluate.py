@@ -46,12 +46,13 @@ def make_policy_eval_fn(act: Callable, env: Env, episodes: int, episode_length: 
     return eval_fn
 
 
-def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: int | None, normalize: bool, greedy: bool):
+def make_eval_fn(network: ActorCritic, env: Env, episodes: int, episode_length: int | None, normalize: bool, greedy: bool,
+                 obs_clip: float | None = None):
     """``eval_fn(params, obs_stats, key) -> dict of [episodes] arrays`` (jitted) for a PPO policy."""
 
     def act(params_and_stats, obs, instruction_id, step_key):
         params, obs_stats = params_and_stats
-        dist = network.apply(params, normalize_obs(obs_stats, obs, normalize), method=ActorCritic.policy)
+        dist = network.apply(params, normalize_obs(obs_stats, obs, normalize, obs_clip), method=ActorCritic.policy)
         action = dist.mode() if greedy else sample_actions(dist, jax.random.split(step_key, episodes))
         return env_action(action, env.action_space)
 
@@ -75,7 +76,7 @@ def evaluate_params(
 ) -> dict[str, float]:
     """Evaluate in-memory ``params``/``obs_stats`` (e.g. ``TrainOutput.state``)."""
     network = make_network(config, env.action_space)
-    fn = make_eval_fn(network, env, episodes, config.episode_length, config.normalize_obs, greedy)
+    fn = make_eval_fn(network, env, episodes, config.episode_length, config.normalize_obs, greedy, config.obs_clip)
     return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
 
 

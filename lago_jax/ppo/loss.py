@@ -50,7 +50,7 @@ def ppo_loss(
     """
     chex.assert_rank([advantages, targets, batch.log_prob, batch.value], 1)
     chex.assert_equal_shape([advantages, targets, batch.log_prob, batch.value])
-    dist, value = network.apply(params, normalize_obs(obs_stats, batch.obs, config.normalize_obs))
+    dist, value = network.apply(params, normalize_obs(obs_stats, batch.obs, config.normalize_obs, config.obs_clip))
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)

@@ -87,6 +87,7 @@ def generate_rollout(
     normalize: bool,
     prior: Any = None,
     prior_params: Any = None,
+    obs_clip: float | None = None,
 ) -> tuple[State, Transition]:
     """Roll ``env`` (a batched step function over ``B`` envs) forward ``num_steps`` steps.
 
@@ -103,7 +104,7 @@ def generate_rollout(
 
     def step(state: State, step_key: jax.Array):
         obs = state.obs
-        x = normalize_obs(obs_stats, obs, normalize)
+        x = normalize_obs(obs_stats, obs, normalize, obs_clip)
         dist, value = network.apply(params, x)
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(step_key, env_ids)
         action = sample_actions(dist, keys)
@@ -115,7 +116,7 @@ def generate_rollout(
             prior_dist = None
         nstate = env.step(state, env_action(action, action_space))
         final_obs = nstate.info["final_obs"]
-        next_value = network.apply(params, normalize_obs(obs_stats, final_obs, normalize), method=ActorCritic.value)
+        next_value = network.apply(params, normalize_obs(obs_stats, final_obs, normalize, obs_clip), method=ActorCritic.value)
         tr = Transition(
             obs=obs,
             action=action,

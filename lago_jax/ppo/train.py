@@ -205,6 +205,24 @@ def prior_distributions(prior: Any, prior_params: Any, obs: jax.Array, instructi
         (num_steps, num_envs) + x.shape[2:]), dists)
 
 
+def soften_prior(dist: Any, temperature: float = 1.0, min_std: float = 0.0):
+    """The prior the KL term pulls toward, made less sharp: a categorical's logits divided by
+    ``temperature``; a diagonal Gaussian's standard deviation multiplied by ``temperature`` and
+    floored at ``min_std``. ``temperature = 1, min_std = 0`` returns ``dist`` itself (unchanged)."""
+    from lago_jax.distributions import Categorical, DiagGaussian
+
+    if temperature == 1.0 and min_std == 0.0:
+        return dist
+    if isinstance(dist, Categorical):
+        return Categorical(dist.logits / temperature)
+    if isinstance(dist, DiagGaussian):
+        log_std = dist.log_std + jnp.log(jnp.asarray(temperature, dist.log_std.dtype))
+        if min_std > 0.0:
+            log_std = jnp.maximum(log_std, jnp.log(jnp.asarray(min_std, log_std.dtype)))
+        return DiagGaussian(dist.mean, log_std)
+    raise TypeError(f"soften_prior: unsupported distribution {type(dist).__name__}")
+
+
 class _Collect(NamedTuple):
     fn: Callable
     jit: Callable
@@ -219,7 +237,8 @@ def _memoised(cached: Callable, fresh: Callable, *args):
     return cached(*args)
 
 
-def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh, cached_reset=False) -> _Collect:
+def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh, cached_reset=False,
+                  obs_clip=None) -> _Collect:
     """The rollout half of an update, built from exactly what it depends on (and memoised on it by
     ``make_ppo``), so runs that differ only in prior, loss or optimiser settings share one
     compiled rollout."""
@@ -237,6 +256,7 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
             env_state = benv.refresh(env_state, jax.vmap(jax.random.fold_in, in_axes=(None, 0))(refresh_key, env_ids))
         env_state, traj = generate_rollout(
             network, state.params, state.obs_stats, benv, env_state, rollout_key, num_steps, env_ids, normalize,
+            obs_clip=obs_clip,
         )
         return state.replace(rng=rng, env_state=env_state), (traj, epoch_key)
 
@@ -286,7 +306,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         )
 
     collect = _memoised(_cached_collect, _make_collect, network, env, config.episode_length, config.num_envs, T,
-                        config.normalize_obs, mesh, config.cached_reset)
+                        config.normalize_obs, mesh, config.cached_reset, config.obs_clip)
 
     def learn(state: TrainState, batch: tuple, prior_params: Any) -> tuple[TrainState, dict]:
         traj, epoch_key = batch
@@ -294,10 +314,12 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         if prior is not None:
             # The prior for every visited state, stored on the transition: all T x B states in
             # chunks of ``config.prior_chunk`` rows (frozen, no gradient).
-            traj = traj.replace(prior_dist=prior_distributions(
-                prior, prior_params, traj.obs, traj.instruction_id, config.prior_chunk))
+            traj = traj.replace(prior_dist=soften_prior(prior_distributions(
+                prior, prior_params, traj.obs, traj.instruction_id, config.prior_chunk),
+                config.prior_temperature, config.prior_min_std))
+        reward = traj.reward if config.reward_scale == 1.0 else traj.reward * config.reward_scale
         advantages, targets = compute_gae(
-            traj.reward, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
+            reward, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
         )
         train_data = (traj.replace(metrics={}), advantages, targets)
 
