@@ -176,9 +176,32 @@ def test_orbax_round_trip_and_cache_dir(gqa_model, tiny_gguf, tmp_path):
   assert config3.dtype == "bfloat16" and params3["embed"].dtype == np.dtype("bfloat16")
   cache_dir = str(tmp_path / "cache")
   llm.load_pretrained(tiny_gguf, cache_dir=cache_dir)
-  assert os.listdir(cache_dir) == ["tiny-float32"]
+  (entry,) = os.listdir(cache_dir)
+  assert entry == f"tiny-{llm.checkpoint.source_fingerprint(tiny_gguf)}-float32"
   _, params4, _ = llm.load_pretrained(tiny_gguf, cache_dir=cache_dir)
   jax.tree.map(np.testing.assert_array_equal, params4, params)
+
+
+def test_converted_cache_is_keyed_by_the_source_not_its_name(tiny_gguf, tmp_path):
+  """Two different models in folders of the same name, and a model replaced in place, do not
+  share a cache entry (before, the entry was named after the folder's base name only)."""
+  import shutil
+  config, params, tokenizer = llm.load_pretrained(tiny_gguf)
+  a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
+  llm.save_converted(str(a), config, params, tokenizer)
+  other = jax.tree.map(lambda x: x + 1.0, params)
+  llm.save_converted(str(b), config, other, tokenizer)
+  cache_dir = str(tmp_path / "cache")
+  _, pa, _ = llm.load_pretrained(str(a), cache_dir=cache_dir)
+  _, pb, _ = llm.load_pretrained(str(b), cache_dir=cache_dir)
+  jax.tree.map(np.testing.assert_array_equal, pa, params)
+  jax.tree.map(np.testing.assert_array_equal, pb, other)
+  assert len(os.listdir(cache_dir)) == 2
+  # Replace a's weights in place: the cache must not keep serving the old ones.
+  shutil.rmtree(a)
+  llm.save_converted(str(a), config, other, tokenizer)
+  _, pa2, _ = llm.load_pretrained(str(a), cache_dir=cache_dir)
+  jax.tree.map(np.testing.assert_array_equal, pa2, other)
 
 
 def test_hf_directory_tokenizer(tiny_gguf, tmp_path):
@@ -196,3 +219,40 @@ def test_hf_directory_tokenizer(tiny_gguf, tmp_path):
   text = "the red ball is in the bin"
   assert tokenizer.encode(text) == [1] + ours.encode(text)
   assert tokenizer.decode(tokenizer.encode(text, add_bos=False)) == text
+
+
+def test_hf_config_refuses_computation_the_port_does_not_implement(gqa_model):
+  base = gqa_model.config.to_dict()
+  assert llm.LlamaConfig.from_hf_config(dict(base, hidden_act="silu")).hidden_size == base["hidden_size"]
+  with pytest.raises(ValueError, match="hidden_act='gelu'"):
+    llm.LlamaConfig.from_hf_config(dict(base, hidden_act="gelu"))
+  with pytest.raises(ValueError, match="pretraining_tp=2"):
+    llm.LlamaConfig.from_hf_config(dict(base, pretraining_tp=2))
+
+
+def test_shard_names_must_stay_inside_the_model_directory(tmp_path):
+  model = tmp_path / "model"
+  model.mkdir()
+  (tmp_path / "outside.safetensors").write_bytes(b"")
+  for name in ("../outside.safetensors", str(tmp_path / "outside.safetensors")):
+    (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": name}}))
+    with pytest.raises(ValueError, match="outside the model directory"):
+      hf.safetensors_files(str(model))
+  (model / "shard-1.safetensors").write_bytes(b"")
+  (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "shard-1.safetensors"}}))
+  assert hf.safetensors_files(str(model)) == [os.path.join(str(model), "shard-1.safetensors")]
+
+
+def test_chat_template_from_a_model_file_is_sandboxed():
+  from jinja2.exceptions import SecurityError
+  from lago_jax.llm.tokenizer import Tokenizer
+  ok = Tokenizer(None, None, None, chat_template="{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}")
+  assert ok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=False) == "<user>hi"
+  # The classic escape: reach os through a Python object's attributes.
+  evil = ("{{ messages.__class__.__mro__[1].__subclasses__() }}")
+  bad = Tokenizer(None, None, None, chat_template=evil)
+  with pytest.raises(SecurityError):
+    bad.apply_chat_template([{"role": "user", "content": "hi"}])
+  mutate = Tokenizer(None, None, None, chat_template="{{ messages.append(1) }}")
+  with pytest.raises(SecurityError):
+    mutate.apply_chat_template([{"role": "user", "content": "hi"}])

@@ -13,9 +13,11 @@ skip GGUF dequantization; `load_pretrained(..., cache_dir=...)` does that automa
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import sys
 from typing import Any, Optional
 
 import jax
@@ -129,6 +131,32 @@ def _load_uncached(name_or_path: str, dtype) -> tuple[LlamaConfig, Params, Token
       "lago_jax directory, or a path to a .gguf file")
 
 
+def _source_files(path: str) -> list[str]:
+  """The files whose bytes determine what loading ``path`` gives."""
+  if os.path.isdir(path):
+    return sorted(os.path.join(root, n) for root, _, names in os.walk(path) for n in names)
+  return [path]
+
+
+def source_fingerprint(name_or_path: str) -> str:
+  """A short hex digest identifying the weights behind ``name_or_path``: the resolved path, and
+  for every source file its name, size, modification time and a SHA-256 of its first and last
+  MiB. Two different models in folders of the same name, or a file replaced in place, get
+  different fingerprints."""
+  path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+  real = os.path.realpath(path)
+  digest = hashlib.sha256(real.encode())
+  for f in _source_files(real):
+    st = os.stat(f)
+    digest.update(f"{os.path.relpath(f, real)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    with open(f, "rb") as fh:
+      digest.update(fh.read(1 << 20))
+      if st.st_size > (1 << 20):
+        fh.seek(max(st.st_size - (1 << 20), 1 << 20))
+        digest.update(fh.read(1 << 20))
+  return digest.hexdigest()[:16]
+
+
 def load_pretrained(name_or_path: str, dtype: Any = jnp.float32,
                     cache_dir: Optional[str] = None) -> tuple[LlamaConfig, Params, Tokenizer]:
   """(config, params, tokenizer) for a model name or local path; nothing is downloaded.
@@ -138,8 +166,10 @@ def load_pretrained(name_or_path: str, dtype: Any = jnp.float32,
       directory, a .gguf file, or a directory written by `save_converted`.
     dtype: parameter/compute dtype (jnp.float32 or jnp.bfloat16).
     cache_dir: if given, converted params are stored under
-      <cache_dir>/<basename>-<dtype> with Orbax and reused on later calls (e.g.
-      ~/.cache/lago_jax/converted). Not used for random weights.
+      <cache_dir>/<basename>-<fingerprint>-<dtype> with Orbax (the fingerprint identifies the
+      source's resolved path and contents, :func:`source_fingerprint`) and reused on later calls
+      (e.g. ~/.cache/lago_jax/converted); the cache entry used is printed to stderr. Not used
+      for random weights.
   Returns:
     config (with `dtype` set), params (nested dict of jax arrays), tokenizer (None when the
     checkpoint has no tokenizer files).
@@ -149,8 +179,9 @@ def load_pretrained(name_or_path: str, dtype: Any = jnp.float32,
     return _load_random(name_or_path, dtype)
   if cache_dir is not None:
     base = os.path.basename(os.path.normpath(name_or_path)).replace(".gguf", "")
-    cached = os.path.join(os.path.expanduser(cache_dir), f"{base}-{dtype}")
+    cached = os.path.join(os.path.expanduser(cache_dir), f"{base}-{source_fingerprint(name_or_path)}-{dtype}")
     if is_converted(cached):
+      print(f"lago_jax: {name_or_path!r}: converted weights from cache {cached}", file=sys.stderr)
       return load_converted(cached, dtype)
   config, params, tokenizer = _load_uncached(name_or_path, dtype)
   check_params(config, params)

@@ -111,12 +111,20 @@ class LlamaConfig:
     """Reads a Hugging Face `config.json` dictionary of a Llama model.
 
     Raises ValueError when the model_type is not "llama" or a feature we do not implement
-    (attention/MLP biases, rope scaling) is switched on.
+    (attention/MLP biases, rope scaling, an activation other than SiLU, attention dropout at
+    inference, pretraining tensor parallelism) is switched on.
     """
     model_type = hf.get("model_type")
     if model_type != "llama":
       raise ValueError(f"config.json has model_type={model_type!r}; only 'llama' "
                        "(LlamaForCausalLM) checkpoints are supported")
+    act = hf.get("hidden_act", "silu")
+    if act not in ("silu", "swish"):
+      raise ValueError(f"config.json has hidden_act={act!r}; this port implements SwiGLU with "
+                       "'silu' only")
+    if int(hf.get("pretraining_tp", 1) or 1) != 1:
+      raise ValueError(f"config.json has pretraining_tp={hf.get('pretraining_tp')!r}; only 1 is "
+                       "implemented")
     if hf.get("attention_bias") or hf.get("mlp_bias"):
       raise ValueError("config.json enables attention_bias/mlp_bias, which this port does not "
                        "implement")

@@ -39,7 +39,12 @@ def safetensors_files(directory: str) -> list[str]:
     with open(index) as f:
       weight_map = json.load(f)["weight_map"]
     files = sorted(set(weight_map.values()))
+    root = os.path.realpath(directory)
     for name in files:
+      target = os.path.realpath(os.path.join(directory, name))
+      if os.path.isabs(name) or os.path.commonpath([root, target]) != root:
+        raise ValueError(f"{index} lists shard {name!r}, which lies outside the model directory "
+                         f"{directory!r}; shard names must be files inside it")
       if not os.path.isfile(os.path.join(directory, name)):
         raise FileNotFoundError(f"{index} lists shard {name!r}, which is missing from "
                                 f"{directory!r}")

@@ -78,8 +78,10 @@ class Tokenizer:
     """Renders a chat (list of {"role", "content"}) with the stored Jinja template."""
     if not self.chat_template:
       raise ValueError("this tokenizer has no chat template")
-    import jinja2  # pylint: disable=import-outside-toplevel
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # pylint: disable=import-outside-toplevel
+    # A template comes from a model file: render it sandboxed (no attribute access to Python
+    # internals, no mutation), as transformers does.
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = lambda msg: (_ for _ in ()).throw(ValueError(msg))
     bos = self.backend.id_to_token(self.bos_id) if self.bos_id is not None else ""
     eos = self.backend.id_to_token(self.eos_id) if self.eos_id is not None else ""

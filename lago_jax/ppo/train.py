@@ -105,7 +105,8 @@ class PPO(NamedTuple):
     env rollout; shared by every PPO run with the same env, network and batch, whatever its
     prior or loss settings) and ``learn(state, batch, prior_params) -> (state, metrics)`` (prior,
     GAE, SGD). ``learn(*collect(state), p)`` equals ``update(state, p, 1)``. :func:`run` uses
-    them so that a sweep over variants compiles the env once."""
+    them so that a sweep over variants compiles the env once. Both *donate* the state passed
+    in (its buffers are reused for the new one): do not use a state after passing it in."""
 
 
 def training_env(env: Env, episode_length: int | None, cached_reset: bool = False) -> Env:
@@ -260,7 +261,9 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
         )
         return state.replace(rng=rng, env_state=env_state), (traj, epoch_key)
 
-    return _Collect(fn=collect, jit=jax.jit(collect))
+    # The state going in is dead once the new one comes out: donate its buffers (the env state,
+    # parameters and optimiser state are reused in place where XLA can alias them).
+    return _Collect(fn=collect, jit=jax.jit(collect, donate_argnums=0))
 
 
 _cached_collect = functools.lru_cache(maxsize=8)(_make_collect)
@@ -414,7 +417,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
         return update_fn(state, check_prior_params(prior_params), num_updates)
 
     if mesh is None:
-        learn_jit = jax.jit(learn)
+        learn_jit = jax.jit(learn, donate_argnums=0)  # the state going in is consumed
         split = (collect.jit, lambda state, batch, prior_params: learn_jit(state, batch, check_prior_params(prior_params)))
     else:
         split = None
