@@ -162,3 +162,37 @@ def test_bad_ppo_settings_fail_before_any_stage(tmp_path):
     with pytest.raises(ValueError, match="num_minibatches=4 is invalid"):
         pipeline.run_pipeline(cfg, point_mass_suite())
     assert not out.exists()
+
+
+def _main(argv, capsys):
+    code = pipeline.main(point_mass_suite, ("reach",), {"num_updates": 3}, argv)
+    return code, capsys.readouterr().err
+
+
+def test_cli_refuses_repeated_seeds_and_steps_with_updates(tmp_path, capsys):
+    code, err = _main(["--out", str(tmp_path / "a"), "--seeds", "0", "0"], capsys)
+    assert code == 2 and "seeds [0, 0] repeat [0]" in err
+    code, err = _main(["--out", str(tmp_path / "b"), "--steps", "4096", "--updates", "5"], capsys)
+    assert code == 2 and "--steps 4096 and --updates 5" in err
+    assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+
+
+def test_cli_length_arithmetic_and_every_flag_is_a_setting(tmp_path):
+    parser = pipeline.build_parser("point_mass", ("reach",), {"num_updates": 3})
+    fields = {f.name for f in pipeline.dataclasses.fields(ExperimentConfig)}
+    # Every flag lands in ExperimentConfig except these four, which the entry point handles itself.
+    assert set(vars(parser.parse_args([]))) - fields == {"out", "total_steps", "eval_dir", "debug"}
+    args = parser.parse_args(["--steps", "1000", "--envs", "4", "--rollout", "8"])
+    assert args.total_steps // (args.num_envs * args.num_steps) == 31
+
+
+def test_cli_eval_with_an_explicit_default_task_uses_it(tmp_path, capsys):
+    code, err = _main(["--eval", str(tmp_path / "nothing" / "checkpoints"), "--task", "reach"], capsys)
+    assert code == 2 and "pass --task" not in err and "nothing" in err
+
+
+def test_same_output_dir_written_differently_is_the_same_experiment(pipeline_run, capsys):
+    cfg, _ = pipeline_run
+    import dataclasses
+    same = dataclasses.replace(cfg, out_dir=os.path.join(cfg.out_dir, ".", ""))
+    pipeline.run_pipeline(same, point_mass_suite())  # resumes: everything is done already

@@ -137,6 +137,10 @@ class ExperimentConfig:
             raise ValueError(f"unknown variant(s) {bad}; expected some of {list(VARIANTS)}")
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")
+        dup = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+        if dup:
+            raise ValueError(f"seeds {list(self.seeds)} repeat {dup}: each seed is one independent run, "
+                             "and a repeated seed would be counted twice in the intervals")
         if not self.tasks:
             raise ValueError("tasks must hold at least one task")
         for name in ("num_envs", "num_steps", "num_updates", "demo_episodes", "distill_steps", "eval_episodes"):
@@ -548,7 +552,7 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     if os.path.exists(saved_cfg):
         old = _read_json(saved_cfg)
         mine = json.loads(json.dumps(cfg.to_dict()))
-        diff = sorted(k for k in mine if k not in ("progress",) and old.get(k) != mine[k])
+        diff = sorted(k for k in mine if k not in ("progress", "out_dir") and old.get(k) != mine[k])
         if diff:
             raise ValueError(
                 f"{cfg.out_dir} holds an experiment with different settings ({diff}); "
@@ -611,13 +615,15 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
         description="LaGO pipeline: collect demos -> distill priors -> train PPO variants -> evaluate -> report.",
     )
     d = {**{f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}, **defaults}
-    p.add_argument("--task", "--tasks", dest="tasks", nargs="+", default=list(default_tasks), help="task name(s)")
+    p.add_argument("--task", "--tasks", dest="tasks", nargs="+", default=None,
+                   help=f"task name(s) (default: {' '.join(default_tasks)})")
     p.add_argument("--out", default=os.path.join("outputs", suite_name), help="output directory (resumed if it exists)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(d["seeds"]))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--envs", dest="num_envs", type=int, default=d["num_envs"], help="parallel envs per PPO run")
     p.add_argument("--rollout", dest="num_steps", type=int, default=d["num_steps"], help="rollout length per update")
-    p.add_argument("--updates", dest="num_updates", type=int, default=d["num_updates"], help="PPO updates per run")
+    p.add_argument("--updates", dest="num_updates", type=int, default=None,
+                   help=f"PPO updates per run (default {d['num_updates']})")
     p.add_argument("--steps", dest="total_steps", type=int, default=None,
                    help="PPO env steps per run (sets --updates = steps / (envs * rollout))")
     p.add_argument("--beta", type=float, default=d["beta"])
@@ -644,6 +650,7 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--eval", dest="eval_dir", default=None, help="only reload CHECKPOINT_DIR and evaluate it")
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
@@ -656,24 +663,35 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
     suite = suite_factory()
     try:
         if args.eval_dir:
-            tasks = args.tasks if args.tasks != list(default_tasks) else [None]
+            tasks = args.tasks if args.tasks else [None]
             eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed)
             return 0
         fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
         kw = {k: v for k, v in vars(args).items() if k in fields}
-        kw.update(tasks=tuple(args.tasks), seeds=tuple(args.seeds), variants=tuple(args.variants), out_dir=args.out,
-                  hidden_sizes=tuple(args.hidden_sizes))
+        kw.update(tasks=tuple(args.tasks or default_tasks), seeds=tuple(args.seeds), variants=tuple(args.variants),
+                  out_dir=args.out, hidden_sizes=tuple(args.hidden_sizes))
         for k, v in defaults.items():
             if k not in kw:
                 kw[k] = v
+        if args.total_steps is not None and args.num_updates is not None:
+            raise ValueError(f"--steps {args.total_steps} and --updates {args.num_updates} both set the run's "
+                             "length; give one of them")
         if args.total_steps is not None:
             kw["num_updates"] = max(1, args.total_steps // (args.num_envs * args.num_steps))
+        elif args.num_updates is not None:
+            kw["num_updates"] = args.num_updates
+        else:
+            kw["num_updates"] = defaults.get("num_updates", ExperimentConfig.num_updates)
         cfg = ExperimentConfig(**kw)
         run_pipeline(cfg, suite)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume from the last checkpoints", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:  # one line naming the problem; --debug for the traceback
+        if args.debug:
+            raise
+        kind = "" if isinstance(e, (ValueError, FileNotFoundError)) else f"{type(e).__name__}: "
+        print(f"error: {kind}{e}", file=sys.stderr)
+        print("(rerun with --debug for the full traceback)", file=sys.stderr)
         return 2
     return 0
