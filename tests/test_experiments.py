@@ -196,3 +196,14 @@ def test_same_output_dir_written_differently_is_the_same_experiment(pipeline_run
     import dataclasses
     same = dataclasses.replace(cfg, out_dir=os.path.join(cfg.out_dir, ".", ""))
     pipeline.run_pipeline(same, point_mass_suite())  # resumes: everything is done already
+
+
+def test_bad_llm_is_refused_before_anything_is_written(tmp_path):
+    """A wrong --llm used to surface after demonstrations and the MLP prior, with experiment.json
+    already written, so the corrected command was refused as a changed setting."""
+    for spec, match in (("no/such/model.gguf", "no/such/model.gguf"), ("random:no-such-preset", "no-such-preset"),
+                        (str(tmp_path), "without config.json")):
+        out = tmp_path / "out"
+        with pytest.raises((FileNotFoundError, ValueError), match=match):
+            pipeline.run_pipeline(ExperimentConfig(tasks=("reach",), out_dir=str(out), llm=spec), point_mass_suite())
+        assert not out.exists()

@@ -547,6 +547,11 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
         raise ValueError(f"unknown {suite.name} task(s) {unknown}; expected some of {list(suite.task_names)}")
     for variant in cfg.variants:  # fail on bad PPO settings before any expensive stage runs
         cfg.ppo_config(variant, cfg.seeds[0])
+    from lago_jax.llm.checkpoint import check_source
+
+    check_source(cfg.llm)  # a bad --llm is reported before anything is written
+    if cfg.random_llm is not None:
+        check_source(cfg.random_llm)
     os.makedirs(cfg.out_dir, exist_ok=True)
     saved_cfg = os.path.join(cfg.out_dir, "experiment.json")
     if os.path.exists(saved_cfg):

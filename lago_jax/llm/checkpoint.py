@@ -131,6 +131,29 @@ def _load_uncached(name_or_path: str, dtype) -> tuple[LlamaConfig, Params, Token
       "lago_jax directory, or a path to a .gguf file")
 
 
+def check_source(name_or_path: str) -> None:
+  """Raises the error :func:`load_pretrained` would raise for a source that cannot be loaded,
+  without loading anything (cheap: run it before any expensive work that depends on it)."""
+  if name_or_path.startswith("random:"):
+    parts = name_or_path.split(":")
+    if len(parts) not in (2, 3) or not parts[1] or (len(parts) == 3 and not parts[2].lstrip("-").isdigit()):
+      raise ValueError(f"expected 'random:<preset>' or 'random:<preset>:<seed>', got {name_or_path!r}")
+    get_preset(parts[1])
+    return
+  path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+  if os.path.isdir(path):
+    if not (is_converted(path) or os.path.isfile(os.path.join(path, "config.json"))):
+      raise FileNotFoundError(f"{path!r} is a directory without config.json: expected a Hugging Face "
+                              "checkpoint directory (config.json + *.safetensors) or a converted lago_jax one")
+    return
+  if path.endswith(".gguf") and os.path.isfile(path):
+    return
+  raise FileNotFoundError(
+      f"cannot load {name_or_path!r}: expected 'smollm2-135m', 'random:<preset>[:<seed>]', an "
+      "existing Hugging Face checkpoint directory (config.json + *.safetensors), a converted "
+      "lago_jax directory, or a path to a .gguf file")
+
+
 def _source_files(path: str) -> list[str]:
   """The files whose bytes determine what loading ``path`` gives."""
   if os.path.isdir(path):
