@@ -73,6 +73,31 @@ class Checkpointer:
     def step_path(self, step: int) -> str:
         return os.path.join(self.directory, str(step))
 
+    def set_aside(self, step: int, why: str) -> str:
+        """Rename step ``step``'s folder to ``<step>.<why>-<n>`` (kept for inspection, no longer a
+        step); returns the new path."""
+        src = self.step_path(step)
+        n = 0
+        while os.path.exists(f"{src}.{why}-{n}"):
+            n += 1
+        dst = f"{src}.{why}-{n}"
+        os.replace(src, dst)
+        self._manager.reload()
+        return dst
+
+    def set_aside_incomplete(self) -> list[str]:
+        """Set aside numbered step folders that are not complete checkpoints (a copy or save cut
+        short outside Orbax's own temporary folders): Orbax would refuse to save that step again.
+        Returns the new paths."""
+        if not os.path.isdir(self.directory):
+            return []
+        moved = []
+        for name in sorted(os.listdir(self.directory)):
+            path = os.path.join(self.directory, name)
+            if name.isdigit() and os.path.isdir(path) and not _step_complete(path):
+                moved.append(self.set_aside(int(name), "incomplete"))
+        return moved
+
     def save(self, step: int, state: Any, config: dict, meta: dict | None = None) -> None:
         """Write ``state`` (a pytree of arrays) and ``config`` (a JSON-able dict) as ``step``; blocks."""
         meta = dict(meta or {}, step=int(step), format_version=FORMAT_VERSION)

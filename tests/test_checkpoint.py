@@ -80,7 +80,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path, uninterrupted):
     assert int(res.state.update_step) == 4 and res.rows == []
 
 
-def test_corrupt_checkpoint_raises_clear_error(tmp_path, uninterrupted):
+def test_corrupt_checkpoint_is_named_and_resume_falls_back(tmp_path, uninterrupted):
     import shutil
 
     out = str(tmp_path / "run")
@@ -91,9 +91,34 @@ def test_corrupt_checkpoint_raises_clear_error(tmp_path, uninterrupted):
             with open(os.path.join(root, name), "wb") as f:
                 f.write(b"\x00garbage")
     with pytest.raises(CheckpointError, match=r"checkpoints/4"):
-        run(CFG, ENV, out, progress=False)
-    with pytest.raises(CheckpointError, match=r"checkpoints/4"):
         evaluate(out, ENV, episodes=4)
+    # Resuming falls back to the newest step that reads back (2), sets the corrupt one aside with
+    # a warning naming it, and redoes updates 3-4: the same final state as the uninterrupted run.
+    with pytest.warns(UserWarning, match=r"checkpoint step 4 cannot be restored.*checkpoints/4"):
+        res = run(CFG, ENV, out, progress=False)
+    assert [r["update"] for r in res.rows] == [3, 4]
+    for a, b in zip(leaves(uninterrupted.state), leaves(res.state)):
+        np.testing.assert_array_equal(a, b)
+    assert any(n.startswith("4.corrupt-") for n in os.listdir(os.path.join(out, "checkpoints")))
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        assert [json.loads(line)["update"] for line in f] == [1, 2, 3, 4]
+
+
+def test_unfinished_step_folder_does_not_block_the_run(tmp_path, resumed):
+    """A step folder without Orbax's commit marker (a copy cut short) used to make every retry fail
+    when the run reached that step; it is set aside with a warning and the run completes."""
+    import shutil
+
+    first, _ = resumed
+    out = str(tmp_path / "run")
+    shutil.copytree(os.path.join(first.out_dir, "checkpoints"), os.path.join(out, "checkpoints"))
+    for step in Checkpointer(os.path.join(out, "checkpoints")).all_steps():
+        if step > 2:
+            shutil.rmtree(os.path.join(out, "checkpoints", str(step)))
+    os.makedirs(os.path.join(out, "checkpoints", "4", "state"))
+    with pytest.warns(UserWarning, match="incomplete checkpoint folder"):
+        res = run(CFG, ENV, out, progress=False)
+    assert int(res.state.update_step) == 4 and Checkpointer(os.path.join(out, "checkpoints")).latest_step() == 4
 
 
 def test_missing_checkpoint_and_config_mismatch(tmp_path, uninterrupted):

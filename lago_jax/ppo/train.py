@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import math
 import os
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -530,6 +531,29 @@ def _run_chunk(ppo: PPO, state: TrainState, prior_params: Any, n: int) -> tuple[
     return state, jax.tree.map(lambda *x: jnp.stack(x), *chunk)
 
 
+def _restore_newest_intact(manager, abstract: Any, config: PPOConfig) -> Any:
+    """The state of the newest checkpoint that reads back, falling back past unreadable ones
+    (each is set aside with a warning naming it and the error). None when none reads back. A
+    checkpoint whose config differs from ``config`` is an error, not a fallback."""
+    from lago_jax import checkpoint as ckpt_lib
+
+    want = config.to_dict()
+    for step in reversed(manager.all_steps()):
+        try:
+            saved = manager.restore_config(step)
+            if saved == want:
+                return manager.restore_state(step, abstract)
+        except ckpt_lib.CheckpointError as e:
+            moved = manager.set_aside(step, "corrupt")
+            warnings.warn(f"checkpoint step {step} cannot be restored ({e}); set aside as {moved}; "
+                          "falling back to the previous step", stacklevel=3)
+            continue
+        diff = sorted(k for k in set(saved) | set(want) if saved.get(k) != want.get(k))
+        raise ckpt_lib.CheckpointError(
+            f"config differs from the one saved in {manager.directory} (step {step}) in fields {diff}")
+    return None
+
+
 def run(
     config: PPOConfig,
     env: Env,
@@ -573,19 +597,16 @@ def run(
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     manager = ckpt_lib.Checkpointer(ckpt_dir, max_to_keep=max_to_keep)
     abstract = jax.eval_shape(ppo.init, jax.random.PRNGKey(0))
+    for path in manager.set_aside_incomplete():
+        warnings.warn(f"set aside an incomplete checkpoint folder (not a finished save): {path}", stacklevel=2)
     latest = manager.latest_step()
     if latest is not None and not resume:
         raise ckpt_lib.CheckpointError(
             f"{ckpt_dir} already holds checkpoint step {latest}; pass resume=True or use a new out_dir"
         )
-    if latest is not None:
-        saved = manager.restore_config(latest)
-        if saved != config.to_dict():
-            diff = sorted(k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k))
-            raise ckpt_lib.CheckpointError(
-                f"config differs from the one saved in {ckpt_dir} (step {latest}) in fields {diff}"
-            )
-        state = ppo.place(manager.restore_state(latest, abstract))
+    restored = _restore_newest_intact(manager, abstract, config) if latest is not None else None
+    if restored is not None:
+        state = ppo.place(restored)
         start = int(state.update_step)
     else:
         state = ppo.place(jax.jit(ppo.init)(jax.random.PRNGKey(config.seed)))
