@@ -234,3 +234,38 @@ def test_backends_give_the_same_trajectories(rollouts):
     np.testing.assert_array_equal(np.asarray(rew_c), np.asarray(rew_m))
     np.testing.assert_array_equal(np.asarray(done_c), np.asarray(done_m))
     np.testing.assert_array_equal(np.asarray(iid_c), np.asarray(iid_m))
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_auto_reset_starts_a_consistent_new_episode(cached):
+    """Inside training rollouts (3-step episode limit, so episodes end all the time): after every
+    step the observation's balls are the physics state's, and the goal in the observation, the
+    goal id, the instruction id and the goal in ``info`` all belong to the same episode -- with a
+    full reset each step and with the cached reset refreshed every few steps (the prior is
+    conditioned on the instruction id)."""
+    from envs.clevr_robot.env import decode_obs
+    from envs.clevr_robot.instructions import GOALS
+
+    env = ClevrRobot(templates=2, backend="mujoco")
+    batch = 16
+    w = wrap_for_training(env, batch, episode_length=3, cached_reset=cached)
+    step = jax.jit(w.step)
+    refresh = jax.jit(jax.vmap(w.env.refresh))
+    state = w.reset(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    ends = 0
+    for t in range(9):
+        if cached and t % 4 == 0:
+            state = refresh(state, jax.random.split(jax.random.key(100 + t), batch))
+        state = step(state, jnp.asarray(rng.integers(0, NUM_ACTIONS, batch), jnp.int32))
+        ends += int(np.asarray(state.done).sum())
+        ball_xy, goal = jax.vmap(decode_obs)(state.obs)
+        np.testing.assert_array_equal(np.asarray(ball_xy), np.asarray(env.ball_xy(state)))
+        np.testing.assert_array_equal(np.asarray(goal), np.asarray(state.info["goal"]))
+        gid = np.asarray(state.info["goal_id"])
+        np.testing.assert_array_equal(np.asarray(goal), GOALS[gid])
+        iid = np.asarray(state.info["instruction_id"])
+        np.testing.assert_array_equal(iid // len(env.templates), gid)
+        np.testing.assert_array_equal(np.asarray(env.templates)[iid % len(env.templates)],
+                                      np.asarray(state.info["template_id"]))
+    assert ends >= batch * 2  # every env went through at least two resets

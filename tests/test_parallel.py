@@ -40,7 +40,8 @@ def child() -> None:
 
     assert jax.device_count() == 4, jax.devices()
     cfg = PPOConfig(num_envs=16, num_steps=8, num_updates=UPDATES, num_minibatches=2, update_epochs=2,
-                    hidden_sizes=(16, 16), kl_coef=0.1, episode_length=10)
+                    hidden_sizes=(16, 16), kl_coef=0.1, episode_length=10,
+                    prior_chunk=12)  # the prior in padded chunks: 11 on one device, 3 per device on four
     env = PointMass(discrete=False)
     prior_params = {"w": jnp.eye(2) * 0.5, "log_std": jnp.full((2,), -0.5)}
     key = jax.random.PRNGKey(42)
