@@ -50,11 +50,11 @@ def rollout():
     state0 = benv.reset(jax.random.split(jax.random.PRNGKey(1), B))
 
     @jax.jit
-    def go(params, stats, state0, prior_params):
+    def go(params, stats, state0):
         return generate_rollout(net, params, stats, benv, state0, jax.random.PRNGKey(2), T, jnp.arange(B, dtype=jnp.int32),
-                                True, ObsPrior(), prior_params)
+                                True)
 
-    _, traj = go(params, stats, state0, {"scale": jnp.float32(2.0)})
+    _, traj = go(params, stats, state0)
     return net, params, stats, jax.device_get(traj)
 
 
@@ -72,9 +72,16 @@ def test_actions_clipped_for_env_but_logprob_unclipped(rollout):
 
 
 def test_prior_sees_raw_observations_and_instruction(rollout):
+    """The rollout stores raw observations and instruction ids; the update's prior pass
+    (``prior_distributions``) sees exactly those."""
+    from lago_jax.ppo.train import prior_distributions
+
     _, _, _, traj = rollout
-    np.testing.assert_allclose(np.asarray(traj.prior_dist.mean), 2.0 * np.asarray(traj.obs)[..., :1], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(traj.prior_dist.log_std), 0.2, atol=1e-6)
+    assert traj.prior_dist is None
+    dist = prior_distributions(ObsPrior(), {"scale": jnp.float32(2.0)}, jnp.asarray(traj.obs),
+                               jnp.asarray(traj.instruction_id), chunk=7)
+    np.testing.assert_allclose(np.asarray(dist.mean), 2.0 * np.asarray(traj.obs)[..., :1], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dist.log_std), 0.2, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(traj.instruction_id), 2)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lago_jax.ppo.config import PPOConfig
-from lago_jax.prior.schedule import BetaSchedule, next_beta
+from lago_jax.ppo.schedule import BetaSchedule, next_beta
 
 
 def roll(schedule, kls):

@@ -2,7 +2,9 @@
 
 Files: ``config.py`` (``PPOConfig``), ``networks.py`` (actor-critic, observation normaliser),
 ``rollout.py`` (``Transition``, the rollout scan), ``gae.py``, ``loss.py`` (PPO + beta * KL),
-``train.py`` (``make_train``, ``run``), ``evaluate.py``.
+``schedule.py`` (beta over training), ``protocol.py`` (the ``Prior`` protocol), ``train.py``
+(``make_train``, ``run``), ``evaluate.py``. Importing this package does not load the LLM stack
+(``lago_jax.llm``, ``lago_jax.prior``, transformers, tokenizers): priors come in as objects.
 
 Entry points::
 
@@ -40,13 +42,14 @@ A prior is any object with a method::
 
 The loss then adds ``beta * mean(kl_divergence(pi, prior_dist, config.kl_direction))``
 (``"reverse"``: KL(pi || prior), ``"forward"``: KL(prior || pi)); beta follows
-``config.kl_schedule`` (:mod:`lago_jax.prior.schedule`). Without a prior, or with beta = 0,
+``config.kl_schedule`` (:mod:`lago_jax.ppo.schedule`). Without a prior, or with beta = 0,
 the update is exactly PPO. Metrics carry ``kl_prior`` (per minibatch) and ``beta`` (per update).
 """
 
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.evaluate import evaluate, evaluate_params
 from lago_jax.ppo.networks import ActorCritic, ObsNormStats
+from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import Transition
 from lago_jax.ppo.train import (
     PPO,
@@ -60,24 +63,6 @@ from lago_jax.ppo.train import (
     run,
 )
 
-try:
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    Protocol = object  # type: ignore
-
-from typing import Any
-
-import jax
-
-from lago_jax.distributions import Distribution
-
-
-class Prior(Protocol):
-    """The prior contract (see the module docstring)."""
-
-    def apply(self, prior_params: Any, obs: jax.Array, instruction_id: jax.Array) -> Distribution:
-        """``obs [B, obs_dim]`` raw float32, ``instruction_id [B]`` int32 -> distribution over ``[B, A]``."""
-        ...
 
 
 __all__ = [

@@ -1,9 +1,12 @@
 """Collecting a rollout: ``T`` steps of ``B`` environments in one ``lax.scan``.
 
 Each step: normalise the observation, evaluate the policy, sample an action per environment
-(key ``fold_in(step_key, global_env_id)``), query the frozen prior on the *raw* observation
-(when a prior is given), step the auto-resetting env and evaluate the critic on the true next
-observation ``info["final_obs"]`` for bootstrapping.
+(key ``fold_in(step_key, global_env_id)``), step the auto-resetting env and evaluate the critic
+on the true next observation ``info["final_obs"]`` for bootstrapping. The *raw* observations
+and instruction ids are stored; the prior is not evaluated here but afterwards, in the update,
+on all ``T x B`` stored states at once (``lago_jax.ppo.train.prior_distributions``): large
+batches are what make an LLM forward fast, and keeping the prior out of this scan lets every
+PPO variant on one env share one compiled rollout.
 
 Truncation: ``AutoResetWrapper`` keeps the pre-reset observation in ``info["final_obs"]``
 (equal to ``obs`` on steps that did not end an episode). ``next_value = V(final_obs)`` is stored
@@ -43,7 +46,8 @@ class Transition:
       done: ``[T, B]`` ``max(terminated, truncated)``.
       next_value: ``[T, B]`` critic value of ``info["final_obs"]`` (the true next observation).
       instruction_id: ``[T, B]`` int32 instruction of the episode.
-      prior_dist: the prior's distribution for ``obs`` (leaves ``[T, B, A]``), or None without a prior.
+      prior_dist: the prior's distribution for ``obs`` (leaves ``[T, B, A]``): None as collected,
+        filled in by the update when there is a prior.
       metrics: episode statistics from ``EpisodeStatsWrapper`` (``EPISODE_METRICS``), ``[T, B]``.
     """
 
@@ -85,8 +89,6 @@ def generate_rollout(
     num_steps: int,
     env_ids: jax.Array,
     normalize: bool,
-    prior: Any = None,
-    prior_params: Any = None,
     obs_clip: float | None = None,
 ) -> tuple[State, Transition]:
     """Roll ``env`` (a batched step function over ``B`` envs) forward ``num_steps`` steps.
@@ -94,8 +96,6 @@ def generate_rollout(
     Args:
       env: applies to a batch: ``env.step(State[B], action[B, ...]) -> State[B]`` (auto-resetting).
       env_ids: ``[B]`` int32 global env ids (sampling keys are ``fold_in(step_key, id)``).
-      prior: an object with ``apply(prior_params, obs [B, D] raw, instruction_id [B]) -> Distribution``,
-        or None.
     Returns: the env state after the rollout and the ``Transition`` ``[T, B, ...]``.
     """
     chex.assert_rank(env_ids, 1)
@@ -110,10 +110,6 @@ def generate_rollout(
         action = sample_actions(dist, keys)
         log_prob = dist.log_prob(action)
         instruction_id = state.info["instruction_id"].astype(jnp.int32)
-        if prior is not None:
-            prior_dist = jax.lax.stop_gradient(prior.apply(prior_params, obs, instruction_id))
-        else:
-            prior_dist = None
         nstate = env.step(state, env_action(action, action_space))
         final_obs = nstate.info["final_obs"]
         next_value = network.apply(params, normalize_obs(obs_stats, final_obs, normalize, obs_clip), method=ActorCritic.value)
@@ -128,7 +124,7 @@ def generate_rollout(
             done=nstate.done,
             next_value=next_value,
             instruction_id=instruction_id,
-            prior_dist=prior_dist,
+            prior_dist=None,
             metrics={k: nstate.metrics[k] for k in EPISODE_METRICS},
         )
         return nstate, tr

@@ -42,8 +42,9 @@ from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.gae import compute_gae
 from lago_jax.ppo.loss import ppo_loss
 from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, update_obs_norm
+from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import generate_rollout
-from lago_jax.prior.schedule import BetaSchedule, next_beta
+from lago_jax.ppo.schedule import BetaSchedule, next_beta
 
 
 class NonFiniteLossError(RuntimeError):
@@ -178,7 +179,7 @@ def _shuffle_minibatches(tree, key: jax.Array, env_ids: jax.Array, num_minibatch
     return jax.tree.map(shuffle, tree)
 
 
-def prior_distributions(prior: Any, prior_params: Any, obs: jax.Array, instruction_id: jax.Array, chunk: int):
+def prior_distributions(prior: Prior, prior_params: Any, obs: jax.Array, instruction_id: jax.Array, chunk: int):
     """The frozen prior's distribution for every visited state: ``obs [T, B, O]``,
     ``instruction_id [T, B]`` -> a distribution with leaves ``[T, B, ...]``.
 
@@ -270,7 +271,7 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
 _cached_collect = functools.lru_cache(maxsize=8)(_make_collect)
 
 
-def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -> PPO:
+def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any = None) -> PPO:
     """Build the pure ``init`` and jitted ``update`` of a PPO run.
 
     Args:
@@ -436,7 +437,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -
     )
 
 
-def make_train(config: PPOConfig, env: Env, prior: Any = None, mesh: Any = None) -> Callable[..., TrainOutput]:
+def make_train(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any = None) -> Callable[..., TrainOutput]:
     """``train(key, prior_params=None) -> TrainOutput``: a whole run in one jitted function.
 
     ``key`` is a ``uint32[2]`` PRNG key (``jax.random.PRNGKey(seed)``). ``prior_params`` is an
@@ -479,7 +480,7 @@ def metrics_to_rows(metrics: dict, first_update: int = 0) -> list[dict[str, floa
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_ppo(config: PPOConfig, env: Env, prior: Any, mesh: Any) -> PPO:
+def _cached_ppo(config: PPOConfig, env: Env, prior: Prior | None, mesh: Any) -> PPO:
     """``make_ppo`` memoised on (config, env object, prior object, mesh): repeated ``run`` calls in
     one process (resume, other seeds, evaluation sweeps) reuse the jitted update instead of
     retracing it. Call it with :func:`_program_config` (seed and checkpoint interval do not enter
@@ -558,7 +559,7 @@ def run(
     config: PPOConfig,
     env: Env,
     out_dir: str,
-    prior: Any = None,
+    prior: Prior | None = None,
     prior_params: Any = None,
     resume: bool = True,
     progress: bool = True,

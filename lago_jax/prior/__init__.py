@@ -7,17 +7,18 @@
     dist = prior.apply(prior_params, obs, instruction_id)   # the PPO Prior protocol
 
 ``MLPPrior`` is the no-LLM ablation with the same ``apply``. ``load_prior(out_dir, prior,
-frozen)`` restores distilled parameters. The beta schedules of stage 2 live in ``schedule``.
+frozen)`` restores distilled parameters. The beta schedules of stage 2 live in
+:mod:`lago_jax.ppo.schedule`.
 """
 
 from lago_jax.prior.distill import (DistillConfig, DistillResult, NonFiniteLossError, distill,
                                     load_prior)
 from lago_jax.prior.model import (DEFAULT_PROMPT_TEMPLATE, LOG_STD_MAX, LOG_STD_MIN, LLMPrior,
-                                  MLPPrior, ObsNorm, Prior, PriorParams, build_llm_prior,
+                                  MLPPrior, ObsNorm, DistillablePrior, PriorParams, build_llm_prior,
                                   compute_obs_norm, head_for_action_space)
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE", "DistillConfig", "DistillResult", "LLMPrior", "LOG_STD_MAX",
-    "LOG_STD_MIN", "MLPPrior", "NonFiniteLossError", "ObsNorm", "Prior", "PriorParams",
+    "LOG_STD_MIN", "MLPPrior", "NonFiniteLossError", "ObsNorm", "DistillablePrior", "PriorParams",
     "build_llm_prior", "compute_obs_norm", "distill", "head_for_action_space", "load_prior",
 ]

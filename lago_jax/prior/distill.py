@@ -40,7 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from lago_jax import parallel
-from lago_jax.prior.model import (ObsNorm, Params, Prior, PriorParams, compute_obs_norm,
+from lago_jax.prior.model import (ObsNorm, Params, DistillablePrior, PriorParams, compute_obs_norm,
                                   negative_log_likelihood)
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -160,7 +160,7 @@ class DemoArrays:
     return int(self.obs.shape[0])
 
 
-def demo_arrays(prior: Prior, demos: Any) -> DemoArrays:
+def demo_arrays(prior: DistillablePrior, demos: Any) -> DemoArrays:
   """Checks ``demos`` (a ``envs.demos.Demos``, anything with the same arrays, or a path to a
   saved demonstrations file) against ``prior`` and returns its arrays."""
   if isinstance(demos, (str, os.PathLike)):
@@ -232,7 +232,7 @@ def split_by_episode(data: DemoArrays, val_fraction: float, seed: int) -> tuple[
   return data.take(np.flatnonzero(~is_val)), data.take(np.flatnonzero(is_val))
 
 
-def baseline_nll(prior: Prior, data: DemoArrays) -> float:
+def baseline_nll(prior: DistillablePrior, data: DemoArrays) -> float:
   """Uniform (log A) for a categorical head; standard-normal NLL of the actions for a Gaussian."""
   if prior.head == "categorical":
     return float(math.log(prior.action_dim))
@@ -243,7 +243,7 @@ def baseline_nll(prior: Prior, data: DemoArrays) -> float:
 # ----------------------------------------------------------------------------- jitted steps
 
 
-def make_train_step(prior: Prior, optimizer: optax.GradientTransformation, mesh: Mesh):
+def make_train_step(prior: DistillablePrior, optimizer: optax.GradientTransformation, mesh: Mesh):
   """Jitted data-parallel step.
 
   ``step(trainable, opt_state, frozen, obs [B, O], action [B] | [B, A], instruction_id [B])
@@ -270,7 +270,7 @@ def make_train_step(prior: Prior, optimizer: optax.GradientTransformation, mesh:
   return jax.jit(sharded)
 
 
-def make_eval_step(prior: Prior, mesh: Mesh):
+def make_eval_step(prior: DistillablePrior, mesh: Mesh):
   """Jitted ``(trainable, frozen, obs, action, instruction_id, weight [B]) -> (sum of weight *
   NLL, sum of weight)``, the batch sharded over ``mesh`` and summed with ``lax.psum``."""
 
@@ -324,7 +324,7 @@ def _checkpoint_manager(out_dir: str, max_to_keep: int) -> ocp.CheckpointManager
       directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
 
-def _check_compatible(path: str, meta: dict, prior: Prior) -> None:
+def _check_compatible(path: str, meta: dict, prior: DistillablePrior) -> None:
   """Raises ValueError when the checkpointed prior does not fit ``prior``."""
   saved = meta["prior"]
   now = prior.describe()
@@ -351,7 +351,7 @@ def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
   return restored["meta"]
 
 
-def load_prior(out_dir: str, prior: Prior, frozen_params: Union[PriorParams, Params]) -> PriorParams:
+def load_prior(out_dir: str, prior: DistillablePrior, frozen_params: Union[PriorParams, Params]) -> PriorParams:
   """The best-validation parameters saved by ``distill`` in ``out_dir``, on ``frozen_params``.
 
   Args:
@@ -386,7 +386,7 @@ def load_prior(out_dir: str, prior: Prior, frozen_params: Union[PriorParams, Par
 # ----------------------------------------------------------------------------- the training loop
 
 
-def distill(prior: Prior, prior_params: PriorParams, demos: Any, config: DistillConfig,
+def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, config: DistillConfig,
             out_dir: Optional[str] = None, resume: bool = True) -> tuple[PriorParams, DistillResult]:
   """Fits the prior's trainable parameters to the demonstrations (maximum likelihood).
 

@@ -610,4 +610,5 @@ class MLPPrior:
     return prior_params
 
 
-Prior = Union[LLMPrior, MLPPrior]
+DistillablePrior = Union[LLMPrior, MLPPrior]
+"""The priors :func:`lago_jax.prior.distill` can train (both satisfy :class:`lago_jax.ppo.Prior`)."""
