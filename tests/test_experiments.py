@@ -207,3 +207,44 @@ def test_bad_llm_is_refused_before_anything_is_written(tmp_path):
         with pytest.raises((FileNotFoundError, ValueError), match=match):
             pipeline.run_pipeline(ExperimentConfig(tasks=("reach",), out_dir=str(out), llm=spec), point_mass_suite())
         assert not out.exists()
+
+
+def test_curves_come_from_update_numbers_and_skip_updates_without_episodes():
+    rows = [{"update": 3, "success_rate": 0.5}, {"update": 1, "success_rate": None},
+            {"update": 2, "success_rate": 0.25}, {"update": 4, "success_rate": float("nan")}]
+    x, y = pipeline.seed_curve(rows, "success_rate", 100)
+    np.testing.assert_array_equal(x, [200, 300])
+    np.testing.assert_array_equal(y, [0.25, 0.5])
+
+
+def test_mean_band_is_the_t_interval_of_the_per_seed_curves():
+    from scipy import stats
+    grid = np.array([100.0, 200.0, 300.0, 400.0])
+    curves = [(np.array([100.0, 300.0]), np.array([0.0, 1.0])),   # interpolated at 200, held at 400
+              (np.array([200.0, 400.0]), np.array([0.2, 0.6])),   # absent at 100
+              (np.array([100.0, 200.0, 300.0, 400.0]), np.array([0.1, 0.3, 0.2, 0.4]))]
+    mean, half, n = pipeline.mean_band(curves, grid)
+    per_seed = np.array([[0.0, 0.5, 1.0, 1.0], [np.nan, 0.2, 0.4, 0.6], [0.1, 0.3, 0.2, 0.4]])
+    np.testing.assert_array_equal(n, [2, 3, 3, 3])
+    for g in range(4):
+        col = per_seed[:, g][np.isfinite(per_seed[:, g])]
+        assert mean[g] == pytest.approx(col.mean())
+        assert half[g] == pytest.approx(stats.t.ppf(0.975, col.size - 1) * col.std(ddof=1) / np.sqrt(col.size))
+
+
+def test_learning_curve_figure_draws_every_arm_and_the_floors(pipeline_run):
+    import matplotlib.pyplot as plt
+    cfg, result = pipeline_run
+    fig = pipeline.curve_figure(cfg, result["rows"])
+    try:
+        for ax in fig.axes:
+            labels = {ln.get_label(): ln for ln in ax.get_lines()}
+            for variant in cfg.variants:
+                label = f"{pipeline.VARIANT_LABEL[variant]} ({len(cfg.seeds)} seeds)"
+                assert label in labels, (ax.get_title(), sorted(labels))
+                xdata = np.asarray(labels[label].get_xdata(), float)
+                assert len(xdata) >= 1 and np.all(np.diff(xdata) > 0) and xdata[-1] <= cfg.env_steps
+            assert any("Random policy" in lb or "random" in lb.lower() for lb in labels)
+            assert ax.get_xlabel() == "env steps"
+    finally:
+        plt.close(fig)

@@ -496,7 +496,62 @@ def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: di
     return md_path, json_path
 
 
-def plot_curves(cfg: ExperimentConfig, suite: Suite) -> str:
+CURVE_KEYS = (("success_rate", "training success rate"), ("episode_return", "training episode return"))
+_FLOOR_KEYS = {"success_rate": "success_mean", "episode_return": "return_mean"}
+
+
+def seed_curve(rows: Sequence[dict], key: str, steps_per_update: int) -> tuple[np.ndarray, np.ndarray]:
+    """One run's curve: (env steps, value) at the updates where ``key`` was measured. Points come
+    from each row's ``update`` field, never from row order; updates in which no episode finished
+    (value None/NaN) are skipped rather than plotted as gaps."""
+    pts = sorted((int(r["update"]) * steps_per_update, float(r[key])) for r in rows
+                 if r.get(key) is not None and np.isfinite(float(r[key])))
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    x, y = zip(*pts)
+    return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+
+def mean_band(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds and the half-width of its 95% Student-t interval on ``grid``. Each seed's
+    curve is interpolated linearly between its measured points and held after its last one; before
+    its first point it does not count. Returns (mean, half-width, seeds counted) per grid point."""
+    from scipy import stats
+
+    ys = []
+    for x, y in curves:
+        if len(x):
+            ys.append(np.interp(grid, x, y, left=np.nan, right=y[-1]))
+    if not ys:
+        nan = np.full(grid.shape, np.nan)
+        return nan, nan, np.zeros(grid.shape, int)
+    ys = np.asarray(ys)
+    n = np.sum(np.isfinite(ys), axis=0)
+    mean = np.full(grid.shape, np.nan)
+    half = np.zeros(grid.shape)
+    for g in np.flatnonzero(n):
+        col = ys[np.isfinite(ys[:, g]), g]
+        mean[g] = col.mean()
+        if col.size > 1:
+            half[g] = stats.t.ppf(0.975, col.size - 1) * col.std(ddof=1) / math.sqrt(col.size)
+    return mean, half, n
+
+
+def plot_curves(cfg: ExperimentConfig, suite: Suite, rows: Sequence[dict] = ()) -> str:
+    """``learning_curves.png``: per task, training success rate and episode return against env
+    steps; per variant the mean over seeds with its 95% band; the random policy and each prior
+    acting alone (greedy evaluation, from ``rows``) as dashed horizontal lines."""
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(cfg, rows)
+    path = os.path.join(cfg.out_dir, "learning_curves.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
+    """The figure :func:`plot_curves` saves (matplotlib ``Figure``; the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -504,38 +559,43 @@ def plot_curves(cfg: ExperimentConfig, suite: Suite) -> str:
 
     from lago_jax.logging import read_jsonl
 
-    keys = ("episode_return", "success_rate")
-    fig, axes = plt.subplots(len(cfg.tasks), len(keys), figsize=(5 * len(keys), 3.2 * len(cfg.tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(cfg.tasks), len(CURVE_KEYS), figsize=(6 * len(CURVE_KEYS), 3.6 * len(cfg.tasks)),
+                             squeeze=False)
     steps_per_update = cfg.num_envs * cfg.num_steps
+    grid = np.arange(1, cfg.num_updates + 1) * steps_per_update
+    colors = plt.get_cmap("tab10").colors
+    styles = ("-", "--", "-.", ":")
     for i, task in enumerate(cfg.tasks):
-        for variant in cfg.variants:
-            curves = []
+        for v, variant in enumerate(cfg.variants):
+            runs = []
             for seed in cfg.seeds:
                 path = os.path.join(cfg.out_dir, "runs", task, variant, f"seed{seed}", "metrics.jsonl")
                 if os.path.exists(path):
-                    curves.append(read_jsonl(path))
-            if not curves:
+                    runs.append(read_jsonl(path))
+            if not runs:
                 continue
-            n = min(len(c) for c in curves)
-            for j, key in enumerate(keys):
-                if key not in curves[0][0]:
+            for j, (key, title) in enumerate(CURVE_KEYS):
+                mean, half, n = mean_band([seed_curve(r, key, steps_per_update) for r in runs], grid)
+                ok = np.isfinite(mean)
+                if not ok.any():
                     continue
-                y = np.array([[row[key] for row in c[:n]] for c in curves], np.float64)
-                x = np.arange(1, n + 1) * steps_per_update
-                m = y.mean(0)
                 ax = axes[i, j]
-                ax.plot(x, m, label=VARIANT_LABEL[variant])
-                if y.shape[0] > 1:
-                    s = y.std(0, ddof=1) / math.sqrt(y.shape[0])
-                    ax.fill_between(x, m - s, m + s, alpha=0.2)
-                ax.set_title(f"{task}: {key}")
-                ax.set_xlabel("env steps")
-        axes[i, 0].legend(fontsize=7)
+                color = colors[v % len(colors)]
+                ax.plot(grid[ok], mean[ok], color=color, linestyle=styles[v % len(styles)], linewidth=1.6,
+                        label=f"{VARIANT_LABEL[variant]} ({len(runs)} seeds)")
+                if len(runs) > 1:
+                    ax.fill_between(grid[ok], (mean - half)[ok], (mean + half)[ok], color=color, alpha=0.15, linewidth=0)
+        for j, (key, title) in enumerate(CURVE_KEYS):
+            ax = axes[i, j]
+            for k, row in enumerate(r for r in rows if r.get("task") == task and r.get("env_steps", 1) == 0):
+                ax.axhline(row[_FLOOR_KEYS[key]], color=colors[(len(cfg.variants) + k) % len(colors)], linestyle=(0, (4, 3)),
+                           linewidth=1.0, label=f"{row['label']} (greedy eval)")
+            ax.set_title(f"{task}: {title}")
+            ax.set_xlabel("env steps")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, framealpha=0.7)
     fig.tight_layout()
-    path = os.path.join(cfg.out_dir, "learning_curves.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 # ----------------------------------------------------------------------------- driver
@@ -584,7 +644,7 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
         all_rows.extend(summarize(cfg, task, results, priors))
         extra["timings"][task] = time.time() - t_task
     md_path, json_path = write_table(cfg, suite, all_rows, extra)
-    png = plot_curves(cfg, suite)
+    png = plot_curves(cfg, suite, all_rows)
     log(f"results table: {md_path}")
     log(f"results JSON:  {json_path}")
     log(f"learning curves: {png}")
