@@ -248,3 +248,16 @@ def test_learning_curve_figure_draws_every_arm_and_the_floors(pipeline_run):
             assert ax.get_xlabel() == "env steps"
     finally:
         plt.close(fig)
+
+
+def test_variants_are_wired_as_named(pipeline_run):
+    """The LaGO run trains with the configured beta and a positive KL to its prior; vanilla PPO's
+    beta is 0 (its KL is not even computed: no prior)."""
+    from lago_jax.logging import read_jsonl
+    cfg, _ = pipeline_run
+    for seed in cfg.seeds:
+        lago = read_jsonl(os.path.join(cfg.out_dir, "runs", "reach", "lago", f"seed{seed}", "metrics.jsonl"))
+        ppo = read_jsonl(os.path.join(cfg.out_dir, "runs", "reach", "ppo", f"seed{seed}", "metrics.jsonl"))
+        assert [r["update"] for r in lago] == [1, 2, 3] and [r["update"] for r in ppo] == [1, 2, 3]
+        assert all(r["beta"] == pytest.approx(cfg.beta) and r["kl_prior"] > 0 for r in lago)
+        assert all(r["beta"] == 0.0 and r["kl_prior"] == 0.0 for r in ppo)
