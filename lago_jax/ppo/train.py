@@ -1,6 +1,9 @@
 """PPO training: ``make_train`` (one jitted function for a whole run) and ``run`` (host loop).
 
-``make_ppo`` builds the pure pieces: ``init(key) -> TrainState`` and
+Two pure halves make an update: the rollout (``_make_collect``: ``collect(state) -> (state,
+Batch)``, memoised on what it depends on so that runs differing only in prior or loss settings
+share it) and :func:`make_learn` (``learn(state, batch, prior_params) -> (state, metrics)``).
+``make_ppo`` composes them into ``init(key) -> TrainState`` and
 ``update(state, prior_params, num_updates) -> (state, metrics)``, a ``lax.scan`` over updates,
 each update being rollout (scan over ``num_steps``) -> the prior's distribution for every
 visited state (when a prior is given; all ``T x B`` states in chunks of ``config.prior_chunk``,
@@ -43,7 +46,7 @@ from lago_jax.ppo.gae import compute_gae
 from lago_jax.ppo.loss import ppo_loss
 from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, update_obs_norm
 from lago_jax.ppo.protocol import Prior
-from lago_jax.ppo.rollout import generate_rollout
+from lago_jax.ppo.rollout import Transition, generate_rollout
 from lago_jax.ppo.schedule import BetaSchedule, next_beta
 
 
@@ -145,22 +148,20 @@ def beta_schedule(config: PPOConfig) -> BetaSchedule:
     )
 
 
-def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
-    """Global-norm clip then Adam; LR annealed linearly to 0 over ``config.updates``."""
-    steps_per_update = config.update_epochs * config.num_minibatches
-
-    def schedule(count):
-        frac = 1.0 - (count // steps_per_update) / config.updates
-        return config.lr * frac
-
-    lr = schedule if config.anneal_lr else config.lr
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
-
-
-def current_lr(config: PPOConfig, update_step: jax.Array) -> jax.Array:
+def lr_at(config: PPOConfig, update_index: jax.Array) -> jax.Array:
+    """The learning rate during update ``update_index`` (0-based): ``lr``, annealed linearly to 0
+    over ``config.updates`` when ``anneal_lr``. The one formula the optimiser and the logs use."""
     if not config.anneal_lr:
         return jnp.asarray(config.lr, jnp.float32)
-    return jnp.asarray(config.lr * (1.0 - update_step / config.updates), jnp.float32)
+    return jnp.asarray(config.lr * (1.0 - update_index / config.updates), jnp.float32)
+
+
+def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Global-norm clip then Adam at :func:`lr_at` (optax counts SGD steps: epochs x minibatches
+    per update)."""
+    steps_per_update = config.update_epochs * config.num_minibatches
+    lr = (lambda count: lr_at(config, count // steps_per_update)) if config.anneal_lr else config.lr
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
 
 
 def _shuffle_minibatches(tree, key: jax.Array, env_ids: jax.Array, num_minibatches: int):
@@ -226,9 +227,19 @@ def soften_prior(dist: Any, temperature: float = 1.0, min_std: float = 0.0):
     raise TypeError(f"soften_prior: unsupported distribution {type(dist).__name__}")
 
 
+class Batch(NamedTuple):
+    """What the rollout hands to learning: the ``Transition`` ``[T, B, ...]`` and the key of the
+    update's minibatch shuffles (split from the train state's key together with the rollout's)."""
+
+    traj: Transition
+    epoch_key: jax.Array
+
+
 class _Collect(NamedTuple):
     fn: Callable
     jit: Callable
+    env: Any
+    """The batched training env stack (episode limit, statistics, auto-reset, vmap), built once."""
 
 
 def _memoised(cached: Callable, fresh: Callable, *args):
@@ -250,7 +261,7 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
     axis_name = None if mesh is None else parallel.AXIS
     benv = _Batched(training_env(env, episode_length, cached_reset))
 
-    def collect(state: TrainState) -> tuple[TrainState, tuple]:
+    def collect(state: TrainState) -> tuple[TrainState, Batch]:
         rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
         env_ids = parallel.global_env_ids(local_envs, axis_name)
         env_state = state.env_state
@@ -261,60 +272,27 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
             network, state.params, state.obs_stats, benv, env_state, rollout_key, num_steps, env_ids, normalize,
             obs_clip=obs_clip,
         )
-        return state.replace(rng=rng, env_state=env_state), (traj, epoch_key)
+        return state.replace(rng=rng, env_state=env_state), Batch(traj=traj, epoch_key=epoch_key)
 
     # The state going in is dead once the new one comes out: donate its buffers (the env state,
     # parameters and optimiser state are reused in place where XLA can alias them).
-    return _Collect(fn=collect, jit=jax.jit(collect, donate_argnums=0))
+    return _Collect(fn=collect, jit=jax.jit(collect, donate_argnums=0), env=benv)
 
 
 _cached_collect = functools.lru_cache(maxsize=8)(_make_collect)
 
 
-def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any = None) -> PPO:
-    """Build the pure ``init`` and jitted ``update`` of a PPO run.
-
-    Args:
-      env: a single (unbatched) environment; it is wrapped with episode limit, statistics and
-        auto-reset here and vmapped over ``config.num_envs``.
-      prior: None, or an object with ``apply(prior_params, obs, instruction_id) -> Distribution``
-        (see :mod:`lago_jax.ppo`).
-      mesh: None (one device, no collectives) or a ``Mesh`` with axis ``"data"``; ``num_envs``
-        must be divisible by its size.
-    """
-    if not isinstance(config, PPOConfig):
-        raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
-    n_dev = 1 if mesh is None else int(mesh.devices.size)
-    if config.num_envs % n_dev:
-        raise ValueError(f"PPOConfig.num_envs={config.num_envs} must be divisible by the {n_dev} devices of the mesh")
-    local_envs = config.num_envs // n_dev
-    axis_name = None if mesh is None else parallel.AXIS
-    benv = _Batched(training_env(env, config.episode_length, config.cached_reset))
-    network = make_network(config, env.action_space)
-    optimizer = make_optimizer(config)
+def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.GradientTransformation, prior: Prior | None,
+               local_envs: int, axis_name: str | None, obs_dim: int) -> Callable:
+    """The learning half of an update: ``learn(state, batch, prior_params) -> (state, metrics)``:
+    the prior on every visited state (when given), GAE, ``update_epochs`` x ``num_minibatches``
+    SGD steps, observation statistics and the next beta. Pure; gradients and metrics are
+    ``pmean``'d over ``axis_name`` when it is set (inside ``shard_map``)."""
     schedule = beta_schedule(config)
-    obs_dim = env.observation_size
-    T, M, E = config.num_steps, config.num_minibatches, config.update_epochs
+    M, E = config.num_minibatches, config.update_epochs
 
-    def init(key: jax.Array) -> TrainState:
-        key, net_key, env_key = jax.random.split(key, 3)
-        params = network.init(net_key, jnp.zeros((1, obs_dim), jnp.float32))
-        env_state = benv.reset(jax.random.split(env_key, config.num_envs))
-        return TrainState(
-            params=params,
-            opt_state=optimizer.init(params),
-            obs_stats=ObsNormStats.create(obs_dim),
-            beta=schedule.init(),
-            update_step=jnp.zeros((), jnp.int32),
-            rng=key,
-            env_state=env_state,
-        )
-
-    collect = _memoised(_cached_collect, _make_collect, network, env, config.episode_length, config.num_envs, T,
-                        config.normalize_obs, mesh, config.cached_reset, config.obs_clip)
-
-    def learn(state: TrainState, batch: tuple, prior_params: Any) -> tuple[TrainState, dict]:
-        traj, epoch_key = batch
+    def learn(state: TrainState, batch: Batch, prior_params: Any) -> tuple[TrainState, dict]:
+        traj, epoch_key = batch.traj, batch.epoch_key
         env_ids = parallel.global_env_ids(local_envs, axis_name)
         if prior is not None:
             # The prior for every visited state, stored on the transition: all T x B states in
@@ -330,10 +308,10 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
 
         def sgd_step(carry, minibatch):
             params, opt_state = carry
-            batch, adv, tgt = minibatch
+            mb, adv, tgt = minibatch
             grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
             (_, metrics), grads = grad_fn(
-                params, network, state.obs_stats, batch, adv, tgt, state.beta, config, axis_name
+                params, network, state.obs_stats, mb, adv, tgt, state.beta, config, axis_name
             )
             grads = parallel.pmean(grads, axis_name)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -364,7 +342,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
             ),
             axis_name,
         )
-        metrics = dict(loss_metrics, beta=state.beta, lr=current_lr(config, state.update_step), **update_metrics)
+        metrics = dict(loss_metrics, beta=state.beta, lr=lr_at(config, state.update_step), **update_metrics)
         new_state = state.replace(
             params=params,
             opt_state=opt_state,
@@ -373,6 +351,51 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
             update_step=state.update_step + 1,
         )
         return new_state, metrics
+
+    return learn
+
+
+def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any = None) -> PPO:
+    """Build the pure ``init`` and jitted ``update`` of a PPO run.
+
+    Args:
+      env: a single (unbatched) environment; it is wrapped with episode limit, statistics and
+        auto-reset here and vmapped over ``config.num_envs``.
+      prior: None, or an object with ``apply(prior_params, obs, instruction_id) -> Distribution``
+        (see :mod:`lago_jax.ppo`).
+      mesh: None (one device, no collectives) or a ``Mesh`` with axis ``"data"``; ``num_envs``
+        must be divisible by its size.
+    """
+    if not isinstance(config, PPOConfig):
+        raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
+    n_dev = 1 if mesh is None else int(mesh.devices.size)
+    if config.num_envs % n_dev:
+        raise ValueError(f"PPOConfig.num_envs={config.num_envs} must be divisible by the {n_dev} devices of the mesh")
+    local_envs = config.num_envs // n_dev
+    axis_name = None if mesh is None else parallel.AXIS
+    network = make_network(config, env.action_space)
+    optimizer = make_optimizer(config)
+    schedule = beta_schedule(config)
+    obs_dim = env.observation_size
+    collect = _memoised(_cached_collect, _make_collect, network, env, config.episode_length, config.num_envs,
+                        config.num_steps, config.normalize_obs, mesh, config.cached_reset, config.obs_clip)
+    benv = collect.env
+
+    def init(key: jax.Array) -> TrainState:
+        key, net_key, env_key = jax.random.split(key, 3)
+        params = network.init(net_key, jnp.zeros((1, obs_dim), jnp.float32))
+        env_state = benv.reset(jax.random.split(env_key, config.num_envs))
+        return TrainState(
+            params=params,
+            opt_state=optimizer.init(params),
+            obs_stats=ObsNormStats.create(obs_dim),
+            beta=schedule.init(),
+            update_step=jnp.zeros((), jnp.int32),
+            rng=key,
+            env_state=env_state,
+        )
+
+    learn = make_learn(config, network, optimizer, prior, local_envs, axis_name, obs_dim)
 
     def one_update(state: TrainState, prior_params: Any) -> tuple[TrainState, dict]:
         state, batch = collect.fn(state)
