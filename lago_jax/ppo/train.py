@@ -1,6 +1,6 @@
 """PPO training: ``make_train`` (one jitted function for a whole run) and ``run`` (host loop).
 
-Two pure halves make an update: the rollout (``_make_collect``: ``collect(state) -> (state,
+Two pure halves make an update: the rollout (:func:`make_collect`: ``collect(state) -> (state,
 Batch)``, memoised on what it depends on so that runs differing only in prior or loss settings
 share it) and :func:`make_learn` (``learn(state, batch, prior_params) -> (state, metrics)``).
 ``make_ppo`` composes them into ``init(key) -> TrainState`` and
@@ -251,8 +251,8 @@ def _memoised(cached: Callable, fresh: Callable, *args):
     return cached(*args)
 
 
-def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh, cached_reset=False,
-                  obs_clip=None) -> _Collect:
+def make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh, cached_reset=False,
+                 obs_clip=None) -> _Collect:
     """The rollout half of an update, built from exactly what it depends on (and memoised on it by
     ``make_ppo``), so runs that differ only in prior, loss or optimiser settings share one
     compiled rollout."""
@@ -279,7 +279,7 @@ def _make_collect(network, env, episode_length, num_envs, num_steps, normalize, 
     return _Collect(fn=collect, jit=jax.jit(collect, donate_argnums=0), env=benv)
 
 
-_cached_collect = functools.lru_cache(maxsize=8)(_make_collect)
+_cached_collect = functools.lru_cache(maxsize=8)(make_collect)
 
 
 def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.GradientTransformation, prior: Prior | None,
@@ -377,7 +377,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
     optimizer = make_optimizer(config)
     schedule = beta_schedule(config)
     obs_dim = env.observation_size
-    collect = _memoised(_cached_collect, _make_collect, network, env, config.episode_length, config.num_envs,
+    collect = _memoised(_cached_collect, make_collect, network, env, config.episode_length, config.num_envs,
                         config.num_steps, config.normalize_obs, mesh, config.cached_reset, config.obs_clip)
     benv = collect.env
 
