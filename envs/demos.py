@@ -232,10 +232,26 @@ def validate_demos(demos: Demos, where: str = "demos") -> None:
         raise ValueError(f"{where}: action_space must be a dict with type 'discrete' or 'box', got {space!r}")
     if space["type"] == "discrete":
         _check_array(where, "action", demos.action, np.int32, 1)
+        if demos.action.size and (demos.action.min() < 0 or demos.action.max() >= int(space["n"])):
+            raise ValueError(f"{where}: 'action' holds values in [{demos.action.min()}, {demos.action.max()}], "
+                             f"outside the action space [0, {int(space['n'])})")
     else:
         _check_array(where, "action", demos.action, np.float32, 2)
         if demos.action.shape[1] != len(space["low"]):
             raise ValueError(f"{where}: 'action' has width {demos.action.shape[1]}, action space has {len(space['low'])}")
+        # Experts may act outside the box (Meta-World's scripted policies are unclipped, with gains
+        # up to 50; the env clips), so only values a thousand times past the bounds are refused.
+        bound = 1000.0 * max(1.0, float(np.max(np.abs(space["low"]))), float(np.max(np.abs(space["high"]))))
+        if not np.isfinite(demos.action).all():
+            raise ValueError(f"{where}: 'action' holds non-finite values")
+        if demos.action.size and np.abs(demos.action).max() > bound:
+            raise ValueError(f"{where}: 'action' holds values in [{demos.action.min():g}, {demos.action.max():g}], far "
+                             f"outside the action space's bounds {space['low']} .. {space['high']}")
+    if not np.isfinite(demos.obs).all():
+        raise ValueError(f"{where}: 'obs' holds non-finite values")
+    if demos.obs.size and np.abs(demos.obs).max() >= 1e18:
+        raise ValueError(f"{where}: 'obs' holds a value of magnitude {np.abs(demos.obs).max():g}; squares of "
+                         "values this large overflow the float32 statistics the priors normalise with")
     if demos.action.shape[0] != n:
         raise ValueError(f"{where}: 'action' has {demos.action.shape[0]} rows but 'obs' has {n}")
     e = demos.episode_success.shape[0]

@@ -159,3 +159,26 @@ def test_state_policy_input():
     assert d.num_episodes == 3 and d.success_rate == 1.0
     with pytest.raises(ValueError, match="policy_input"):
         demos_lib.collect_demonstrations(env, greedy_policy, 1, jax.random.key(0), policy_input="pixels")
+
+
+def test_out_of_range_actions_and_huge_observations_are_refused(discrete_demos, tmp_path):
+    import dataclasses
+    bad_discrete = dataclasses.replace(discrete_demos, action=discrete_demos.action.copy())
+    bad_discrete.action[0] = 99
+    with pytest.raises(ValueError, match=r"outside the action space \[0, 5\)"):
+        demos_lib.validate_demos(bad_discrete)
+    env = PointMass(discrete=False, episode_length=8)
+    d = demos_lib.collect_demonstrations(env, continuous_policy, 2, jax.random.key(1))
+    far = dataclasses.replace(d, action=d.action.copy())
+    far.action[0, 0] = 1e6
+    with pytest.raises(ValueError, match="far outside the action space"):
+        demos_lib.validate_demos(far)
+    huge = dataclasses.replace(d, obs=d.obs.copy())
+    huge.obs[0, 0] = 1e20
+    with pytest.raises(ValueError, match="magnitude 1e"):
+        demos_lib.validate_demos(huge)
+    nan = dataclasses.replace(d, obs=d.obs.copy())
+    nan.obs[1, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        demos_lib.validate_demos(nan)
+    demos_lib.validate_demos(d)  # the real ones pass
