@@ -256,3 +256,16 @@ def test_chat_template_from_a_model_file_is_sandboxed():
   mutate = Tokenizer(None, None, None, chat_template="{{ messages.append(1) }}")
   with pytest.raises(SecurityError):
     mutate.apply_chat_template([{"role": "user", "content": "hi"}])
+
+
+def test_damaged_model_files_give_one_error_naming_the_file(tmp_path):
+  junk = tmp_path / "junk.gguf"
+  junk.write_bytes(b"GGUF" + b"\x00" * 7)
+  with pytest.raises(ValueError, match="junk.gguf"):
+    llm.load_pretrained(str(junk))
+  model = tmp_path / "model"
+  model.mkdir()
+  (model / "config.json").write_text("{not json")
+  import re
+  with pytest.raises(ValueError, match=re.escape(str(model))):
+    llm.load_pretrained(str(model))

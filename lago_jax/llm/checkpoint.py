@@ -206,7 +206,15 @@ def load_pretrained(name_or_path: str, dtype: Any = jnp.float32,
     if is_converted(cached):
       print(f"lago_jax: {name_or_path!r}: converted weights from cache {cached}", file=sys.stderr)
       return load_converted(cached, dtype)
-  config, params, tokenizer = _load_uncached(name_or_path, dtype)
+  try:
+    config, params, tokenizer = _load_uncached(name_or_path, dtype)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # noqa: BLE001 - a damaged model file: one message naming it
+    path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+    if isinstance(e, ValueError) and path in str(e):
+      raise
+    raise ValueError(f"cannot load the model at {path!r}: {type(e).__name__}: {e}") from e
   check_params(config, params)
   if cache_dir is not None:
     save_converted(cached, config, params, tokenizer)
