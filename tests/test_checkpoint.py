@@ -262,3 +262,25 @@ def test_schedule_flags_reach_the_ppo_config():
         "adaptive", 0.3, 0.05, 0.2, "forward")
     assert lago.prior_temperature == 2.0 and lago.reward_scale == 0.1
     assert ppo.kl_coef == 0.0 and ppo.kl_coef_final == 0.0
+
+
+class HugeObsAfter(NaNAfter):
+    """Observations of 1e20 after ``limit`` env steps: finite, but their squares overflow float32."""
+
+    def step(self, state, action):
+        s = PointMass.step(self, state, action)
+        t = state.metrics["global_t"] + 1.0
+        obs = jnp.where(t > self.limit, jnp.full_like(s.obs, 1e20), s.obs)
+        return s.replace(obs=obs, metrics=dict(s.metrics, global_t=t))
+
+
+def test_overflowing_observations_stop_the_run_before_a_bad_checkpoint(tmp_path):
+    out = str(tmp_path / "huge")
+    cfg = PPOConfig(**dict(CFG.to_dict(), hidden_sizes=(16, 16), num_updates=6))
+    # Update 3 sees the huge observations; the chunk of updates 3-4 is refused as a whole.
+    with pytest.raises(NonFiniteLossError, match=r"update [34] .*observation statistics.*last good checkpoint is step 2"):
+        run(cfg, HugeObsAfter(limit=20), out, progress=False)
+    ck = Checkpointer(os.path.join(out, "checkpoints"))
+    assert ck.latest_step() == 2
+    saved = ck.restore_state(2, jax.eval_shape(lambda: run.__globals__["make_ppo"](cfg, ENV).init(jax.random.PRNGKey(0))))
+    assert all(np.isfinite(x).all() for x in leaves(saved.obs_stats))

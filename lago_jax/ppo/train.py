@@ -645,13 +645,14 @@ def run(
             n = min(chunk, total - start)
             new_state, metrics = _run_chunk(ppo, state, prior_params, n)
             bad = _first_nonfinite_update(metrics)
-            if bad is None and not _params_finite(new_state.params):
+            if bad is None and not _params_finite((new_state.params, new_state.obs_stats)):
                 bad = n - 1
             if bad is not None:
                 last = manager.latest_step()
                 raise NonFiniteLossError(
-                    f"update {start + bad + 1} (of {config.updates}) produced a non-finite loss or parameters; "
-                    f"stopped; the last good checkpoint is step {last} in {ckpt_dir}"
+                    f"update {start + bad + 1} (of {config.updates}) produced a non-finite loss, parameters or "
+                    f"observation statistics (observations too large for float32?); stopped; the last good "
+                    f"checkpoint is step {last} in {ckpt_dir}"
                 )
             chunk_rows = metrics_to_rows(metrics, first_update=start)
             logger.log_rows(chunk_rows)
