@@ -282,5 +282,7 @@ def test_overflowing_observations_stop_the_run_before_a_bad_checkpoint(tmp_path)
         run(cfg, HugeObsAfter(limit=20), out, progress=False)
     ck = Checkpointer(os.path.join(out, "checkpoints"))
     assert ck.latest_step() == 2
-    saved = ck.restore_state(2, jax.eval_shape(lambda: run.__globals__["make_ppo"](cfg, ENV).init(jax.random.PRNGKey(0))))
+    from lago_jax.ppo import make_ppo
+    abstract = jax.eval_shape(make_ppo(cfg, HugeObsAfter(limit=20)).init, jax.random.PRNGKey(0))
+    saved = ck.restore_state(2, abstract)
     assert all(np.isfinite(x).all() for x in leaves(saved.obs_stats))
