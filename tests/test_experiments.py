@@ -37,7 +37,7 @@ def point_mass_suite() -> Suite:
 def pipeline_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("pipeline"))
     cfg = ExperimentConfig(
-        tasks=("reach",), out_dir=out, seeds=(0, 1), variants=("ppo", "lago"), num_envs=8, num_steps=16,
+        tasks=("reach",), out_dir=out, seeds=(0, 1), variants=pipeline.VARIANTS, num_envs=8, num_steps=16,
         num_updates=3, checkpoint_every=2, demo_episodes=16, demo_batch=16, distill_steps=30, distill_batch=32,
         distill_eval_every=10, llm="random:test-tiny", eval_episodes=8, progress=False,
     )
@@ -251,13 +251,23 @@ def test_learning_curve_figure_draws_every_arm_and_the_floors(pipeline_run):
 
 
 def test_variants_are_wired_as_named(pipeline_run):
-    """The LaGO run trains with the configured beta and a positive KL to its prior; vanilla PPO's
-    beta is 0 (its KL is not even computed: no prior)."""
+    """Every prior-guided run trains with the configured beta and a positive KL to its own prior;
+    vanilla PPO's beta is 0 (its KL is not even computed: no prior); the random-init backbone has
+    exactly the pretrained backbone's shape."""
     from lago_jax.logging import read_jsonl
-    cfg, _ = pipeline_run
+    cfg, result = pipeline_run
     for seed in cfg.seeds:
-        lago = read_jsonl(os.path.join(cfg.out_dir, "runs", "reach", "lago", f"seed{seed}", "metrics.jsonl"))
-        ppo = read_jsonl(os.path.join(cfg.out_dir, "runs", "reach", "ppo", f"seed{seed}", "metrics.jsonl"))
-        assert [r["update"] for r in lago] == [1, 2, 3] and [r["update"] for r in ppo] == [1, 2, 3]
-        assert all(r["beta"] == pytest.approx(cfg.beta) and r["kl_prior"] > 0 for r in lago)
-        assert all(r["beta"] == 0.0 and r["kl_prior"] == 0.0 for r in ppo)
+        for variant in pipeline.VARIANTS:
+            rows = read_jsonl(os.path.join(cfg.out_dir, "runs", "reach", variant, f"seed{seed}", "metrics.jsonl"))
+            assert [r["update"] for r in rows] == [1, 2, 3], variant
+            if pipeline.VARIANT_PRIOR[variant] is None:
+                assert all(r["beta"] == 0.0 and r["kl_prior"] == 0.0 for r in rows)
+            else:
+                assert all(r["beta"] == pytest.approx(cfg.beta) and r["kl_prior"] > 0 for r in rows), variant
+    with open(result["json"]) as f:
+        priors = json.load(f)["priors"]
+    real, rand = priors["reach/llm"]["backbone"], priors["reach/llm_random"]["backbone"]
+    assert real == cfg.llm and rand.startswith("random:") and rand != real
+    shapes = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim")
+    real_cfg, rand_cfg = pipeline.load_backbone(real)[0], pipeline.load_backbone(rand)[0]
+    assert [getattr(real_cfg, k) for k in shapes] == [getattr(rand_cfg, k) for k in shapes]
