@@ -254,7 +254,8 @@ def test_schedule_flags_reach_the_ppo_config():
     parser = pipeline.build_parser("point_mass", ("reach",), {})
     args = parser.parse_args(["--schedule", "adaptive", "--beta", "0.3", "--beta-final", "0.05", "--kl-target", "0.2",
                               "--kl-direction", "forward", "--prior-temperature", "2", "--reward-scale", "0.1"])
-    fields = {f.name for f in pipeline.dataclasses.fields(pipeline.ExperimentConfig)}
+    import dataclasses
+    fields = {f.name for f in dataclasses.fields(pipeline.ExperimentConfig)}
     cfg = pipeline.ExperimentConfig(tasks=("reach",), out_dir="x", **{k: v for k, v in vars(args).items()
                                                                        if k in fields and v is not None and k != "tasks"})
     lago, ppo = cfg.ppo_config("lago", 0), cfg.ppo_config("ppo", 0)

@@ -179,7 +179,8 @@ def test_cli_refuses_repeated_seeds_and_steps_with_updates(tmp_path, capsys):
 
 def test_cli_length_arithmetic_and_every_flag_is_a_setting(tmp_path):
     parser = pipeline.build_parser("point_mass", ("reach",), {"num_updates": 3})
-    fields = {f.name for f in pipeline.dataclasses.fields(ExperimentConfig)}
+    import dataclasses
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     # Every flag lands in ExperimentConfig except these four, which the entry point handles itself.
     assert set(vars(parser.parse_args([]))) - fields == {"out", "total_steps", "eval_dir", "debug"}
     args = parser.parse_args(["--steps", "1000", "--envs", "4", "--rollout", "8"])

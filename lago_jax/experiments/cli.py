@@ -1,0 +1,123 @@
+"""The entry points' command line: ``build_parser`` and ``main`` (one line per error, ``--debug``
+for the traceback), and ``--eval`` of a single checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import Callable, Sequence
+
+from lago_jax.experiments.config import VARIANTS, ExperimentConfig, Suite
+
+def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int, seed: int) -> dict:
+    """``--eval CHECKPOINT_DIR``: reload a PPO run and evaluate it (task read from the run's path
+    ``.../runs/<task>/<variant>/seed<k>`` unless given)."""
+    from lago_jax.ppo import evaluate
+
+    path = os.path.abspath(checkpoint_dir)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--eval {checkpoint_dir}: no such checkpoint directory")
+    if task is None:
+        parts = path.rstrip("/").split(os.sep)
+        if parts[-1] == "checkpoints":
+            parts = parts[:-1]
+        task = parts[-3] if len(parts) >= 3 and parts[-3] in suite.task_names else None
+        if task is None:
+            raise ValueError(f"cannot tell the task of {checkpoint_dir}; pass --task")
+    env = suite.make_env(task)
+    r = evaluate(path, env, episodes=episodes, seed=seed)
+    print(json.dumps({"checkpoint": path, "task": task, **r}, indent=2))
+    return r
+
+
+def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"python -m lago_jax.experiments.{suite_name}",
+        description="LaGO pipeline: collect demos -> distill priors -> train PPO variants -> evaluate -> report.",
+    )
+    d = {**{f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}, **defaults}
+    p.add_argument("--task", "--tasks", dest="tasks", nargs="+", default=None,
+                   help=f"task name(s) (default: {' '.join(default_tasks)})")
+    p.add_argument("--out", default=os.path.join("outputs", suite_name), help="output directory (resumed if it exists)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d["seeds"]))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--envs", dest="num_envs", type=int, default=d["num_envs"], help="parallel envs per PPO run")
+    p.add_argument("--rollout", dest="num_steps", type=int, default=d["num_steps"], help="rollout length per update")
+    p.add_argument("--updates", dest="num_updates", type=int, default=None,
+                   help=f"PPO updates per run (default {d['num_updates']})")
+    p.add_argument("--steps", dest="total_steps", type=int, default=None,
+                   help="PPO env steps per run (sets --updates = steps / (envs * rollout))")
+    p.add_argument("--beta", type=float, default=d["beta"])
+    p.add_argument("--schedule", default=d["schedule"], choices=["constant", "linear", "adaptive"])
+    p.add_argument("--beta-final", dest="beta_final", type=float, default=d["beta_final"])
+    p.add_argument("--kl-target", dest="kl_target", type=float, default=d["kl_target"])
+    p.add_argument("--kl-direction", dest="kl_direction", default=d["kl_direction"], choices=["reverse", "forward"])
+    p.add_argument("--llm", default=d["llm"], help="'smollm2-135m', a local HF directory or .gguf file")
+    p.add_argument("--random-llm", dest="random_llm", default=d["random_llm"], help="random backbone spec, e.g. random:smollm2-135m")
+    p.add_argument("--demo-episodes", dest="demo_episodes", type=int, default=d["demo_episodes"])
+    p.add_argument("--distill-steps", dest="distill_steps", type=int, default=d["distill_steps"])
+    p.add_argument("--distill-batch", dest="distill_batch", type=int, default=d["distill_batch"])
+    p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=d["eval_episodes"])
+    p.add_argument("--episode-length", dest="episode_length", type=int, default=d["episode_length"])
+    p.add_argument("--prior-chunk", dest="prior_chunk", type=int, default=d["prior_chunk"],
+                   help="rows per call of the prior inside the PPO update")
+    p.add_argument("--hidden", dest="hidden_sizes", type=int, nargs="+", default=list(d["hidden_sizes"]),
+                   help="hidden layer widths of the PPO actor and critic")
+    p.add_argument("--reward-scale", dest="reward_scale", type=float, default=d["reward_scale"])
+    p.add_argument("--prior-temperature", dest="prior_temperature", type=float, default=d["prior_temperature"])
+    p.add_argument("--prior-min-std", dest="prior_min_std", type=float, default=d["prior_min_std"])
+    p.add_argument("--cached-reset", dest="cached_reset", action=argparse.BooleanOptionalAction,
+                   default=d["cached_reset"], help="auto-reset from a reset state refreshed once per rollout")
+    p.add_argument("--eval", dest="eval_dir", default=None, help="only reload CHECKPOINT_DIR and evaluate it")
+    p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    return p
+
+
+def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defaults: dict, argv=None) -> int:
+    from lago_jax import runtime
+
+    runtime.configure()
+    suite_name = suite_factory.__name__.replace("make_", "").replace("_suite", "")
+    args = build_parser(suite_name, default_tasks, defaults).parse_args(argv)
+    suite = suite_factory()
+    try:
+        if args.eval_dir:
+            tasks = args.tasks if args.tasks else [None]
+            eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed)
+            return 0
+        fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+        kw = {k: v for k, v in vars(args).items() if k in fields}
+        kw.update(tasks=tuple(args.tasks or default_tasks), seeds=tuple(args.seeds), variants=tuple(args.variants),
+                  out_dir=args.out, hidden_sizes=tuple(args.hidden_sizes))
+        for k, v in defaults.items():
+            if k not in kw:
+                kw[k] = v
+        if args.total_steps is not None and args.num_updates is not None:
+            raise ValueError(f"--steps {args.total_steps} and --updates {args.num_updates} both set the run's "
+                             "length; give one of them")
+        if args.total_steps is not None:
+            kw["num_updates"] = max(1, args.total_steps // (args.num_envs * args.num_steps))
+        elif args.num_updates is not None:
+            kw["num_updates"] = args.num_updates
+        else:
+            kw["num_updates"] = defaults.get("num_updates", ExperimentConfig.num_updates)
+        cfg = ExperimentConfig(**kw)
+        from lago_jax.experiments.pipeline import run_pipeline
+
+        run_pipeline(cfg, suite)
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume from the last checkpoints", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line naming the problem; --debug for the traceback
+        if args.debug:
+            raise
+        kind = "" if isinstance(e, (ValueError, FileNotFoundError)) else f"{type(e).__name__}: "
+        print(f"error: {kind}{e}", file=sys.stderr)
+        print("(rerun with --debug for the full traceback)", file=sys.stderr)
+        return 2
+    return 0

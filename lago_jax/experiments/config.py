@@ -1,0 +1,161 @@
+"""The experiment's settings: ``ExperimentConfig``, the variants and their labels, and ``Suite``
+(an environment suite: task names, env factory, scripted expert)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+VARIANTS = ("ppo", "ppo_mlp_prior", "lago_random_llm", "lago")
+"""Trained variants, in table order. Each maps to the prior it is guided by (None for PPO)."""
+VARIANT_PRIOR = {"ppo": None, "ppo_mlp_prior": "mlp", "lago_random_llm": "llm_random", "lago": "llm"}
+PRIOR_KINDS = ("mlp", "llm_random", "llm")
+VARIANT_LABEL = {
+    "ppo": "PPO (vanilla)",
+    "ppo_mlp_prior": "PPO + MLP prior",
+    "lago_random_llm": "LaGO, random-init LLM",
+    "lago": "LaGO",
+    "prior_mlp": "MLP prior alone (greedy)",
+    "prior_llm_random": "random-init LLM prior alone (greedy)",
+    "prior_llm": "LLM prior alone (greedy)",
+    "random": "random policy",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """What the pipeline needs from an environment family.
+
+    Attributes:
+      name: "clevr_robot" or "metaworld".
+      task_names: every valid task name (for the error on an unknown one).
+      make_env: ``task -> Env`` (bare, unbatched).
+      expert: ``task -> policy(obs, key) -> action`` (pure JAX) used for demonstrations.
+    """
+
+    name: str
+    task_names: tuple[str, ...]
+    make_env: Callable[[str], Any]
+    expert: Callable[[str], Callable]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: tasks x variants x seeds at a fixed step budget."""
+
+    tasks: tuple[str, ...]
+    """Tasks to run, each with its own demos, priors and runs."""
+    out_dir: str
+    """Where everything is written (and resumed from)."""
+    seeds: tuple[int, ...] = (0, 1)
+    """PPO seeds; every variant uses the same seeds."""
+    variants: tuple[str, ...] = VARIANTS
+    """Which of ``VARIANTS`` to train."""
+    num_envs: int = 16
+    """Parallel environments per PPO run."""
+    num_steps: int = 32
+    """Rollout length per update."""
+    num_updates: int = 10
+    """PPO updates per run (env steps = num_envs * num_steps * num_updates)."""
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    lr: float = 3e-4
+    ent_coef: float = 0.01
+    gamma: float = 0.99
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    beta: float = 0.1
+    """KL weight toward the prior (constant schedule start value)."""
+    schedule: str = "constant"
+    """beta schedule: constant, linear, adaptive."""
+    beta_final: float = 0.0
+    """beta at the end of a linear schedule."""
+    kl_target: float = 0.05
+    """Target KL of the adaptive schedule."""
+    kl_direction: str = "reverse"
+    checkpoint_every: int = 5
+    """PPO updates between checkpoints."""
+    demo_episodes: int = 64
+    """Expert episodes collected per task."""
+    demo_batch: int = 32
+    """Expert episodes run in parallel."""
+    demo_episode_length: int | None = None
+    """Step limit of expert episodes (None: ``episode_length``, else the task's own). Experts that
+    finish fast (the CLEVR oracle: ~4.4 pushes) need far fewer steps than the task allows."""
+    distill_steps: int = 100
+    distill_batch: int = 32
+    distill_lr: float = 1e-3
+    distill_eval_every: int = 25
+    llm: str = "smollm2-135m"
+    """The pretrained backbone: "smollm2-135m", a local HF directory or a .gguf file."""
+    random_llm: str | None = None
+    """Random-init backbone of the same shape; default ``random:<preset>`` matching ``llm``."""
+    num_soft_tokens: int = 1
+    eval_episodes: int = 32
+    eval_seed: int = 1000
+    episode_length: int | None = None
+    """Override the task's episode limit (None keeps it)."""
+    prior_chunk: int = 256
+    """Rows per call of the prior inside the PPO update (``PPOConfig.prior_chunk``)."""
+    cached_reset: bool = False
+    """Auto-reset from a reset state refreshed once per rollout (``PPOConfig.cached_reset``)."""
+    reward_scale: float = 1.0
+    """Rewards are scaled by this for PPO's value targets (``PPOConfig.reward_scale``)."""
+    prior_temperature: float = 1.0
+    """The KL term's prior softened by this temperature (``PPOConfig.prior_temperature``)."""
+    prior_min_std: float = 0.0
+    """Floor on the Gaussian prior's std in the KL term (``PPOConfig.prior_min_std``)."""
+    progress: bool = True
+
+    def __post_init__(self):
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad:
+            raise ValueError(f"unknown variant(s) {bad}; expected some of {list(VARIANTS)}")
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+        dup = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+        if dup:
+            raise ValueError(f"seeds {list(self.seeds)} repeat {dup}: each seed is one independent run, "
+                             "and a repeated seed would be counted twice in the intervals")
+        if not self.tasks:
+            raise ValueError("tasks must hold at least one task")
+        for name in ("num_envs", "num_steps", "num_updates", "demo_episodes", "distill_steps", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def env_steps(self) -> int:
+        return self.num_envs * self.num_steps * self.num_updates
+
+    def ppo_config(self, variant: str, seed: int):
+        from lago_jax.ppo import PPOConfig
+
+        guided = VARIANT_PRIOR[variant] is not None
+        return PPOConfig(
+            num_envs=self.num_envs,
+            num_steps=self.num_steps,
+            num_updates=self.num_updates,
+            update_epochs=self.update_epochs,
+            num_minibatches=self.num_minibatches,
+            lr=self.lr,
+            ent_coef=self.ent_coef,
+            gamma=self.gamma,
+            hidden_sizes=tuple(self.hidden_sizes),
+            kl_coef=self.beta if guided else 0.0,
+            kl_schedule=self.schedule,
+            kl_coef_final=self.beta_final if guided else 0.0,
+            kl_target=self.kl_target,
+            kl_direction=self.kl_direction,
+            episode_length=self.episode_length,
+            prior_chunk=self.prior_chunk,
+            cached_reset=self.cached_reset,
+            reward_scale=self.reward_scale,
+            prior_temperature=self.prior_temperature,
+            prior_min_std=self.prior_min_std,
+            checkpoint_every=self.checkpoint_every,
+            seed=int(seed),
+        )

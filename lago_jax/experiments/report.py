@@ -1,0 +1,177 @@
+"""The pipeline's report: per-variant summaries with 95% Student-t intervals over seeds,
+``results.md`` / ``results.json`` and ``learning_curves.png``."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from lago_jax.experiments.config import VARIANT_LABEL, VARIANT_PRIOR, ExperimentConfig, Suite
+from lago_jax.experiments.stages import _write_json
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% Student-t interval (0 half-width for one value)."""
+    x = np.asarray(values, np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), 0.0
+    from scipy import stats
+
+    t = float(stats.t.ppf(0.975, df=x.size - 1))
+    return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
+
+
+# ----------------------------------------------------------------------------- stage 5: report
+
+
+def summarize(cfg: ExperimentConfig, task: str, results: dict, priors: dict) -> list[dict]:
+    rows = []
+    for variant in cfg.variants:
+        runs = [results[f"{variant}/seed{s}"] for s in cfg.seeds if f"{variant}/seed{s}" in results]
+        if not runs:
+            continue
+        sm, sh = mean_ci95([r["success_rate"] for r in runs])
+        rm, rh = mean_ci95([r["return_mean"] for r in runs])
+        kind = VARIANT_PRIOR[variant]
+        rows.append(dict(task=task, method=variant, label=VARIANT_LABEL[variant], seeds=len(runs),
+                         backbone=None if kind is None else priors[kind][0].describe()["backbone"],
+                         success_mean=sm, success_ci95=sh, return_mean=rm, return_ci95=rh,
+                         env_steps=cfg.env_steps))
+    if "random" in results:
+        r = results["random"]
+        rows.append(dict(task=task, method="random", label=VARIANT_LABEL["random"], seeds=1, backbone=None,
+                         success_mean=r["success_rate"], success_ci95=0.0, return_mean=r["return_mean"],
+                         return_ci95=0.0, env_steps=0))
+    for kind in priors:
+        r = results.get(f"prior_{kind}")
+        if r is None:
+            continue
+        rows.append(dict(task=task, method=f"prior_{kind}", label=VARIANT_LABEL[f"prior_{kind}"], seeds=1,
+                         backbone=r.get("backbone"), success_mean=r["success_rate"], success_ci95=0.0,
+                         return_mean=r["return_mean"], return_ci95=0.0, env_steps=0))
+    return rows
+
+
+def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: dict) -> tuple[str, str]:
+    md = [f"# {suite.name}: results", "",
+          f"Tasks: {', '.join(cfg.tasks)}. Seeds: {list(cfg.seeds)}. PPO budget: {cfg.env_steps} env steps "
+          f"per run ({cfg.num_envs} envs x {cfg.num_steps} steps x {cfg.num_updates} updates). "
+          f"beta = {cfg.beta} ({cfg.schedule}, KL {cfg.kl_direction}). Evaluation: {cfg.eval_episodes} "
+          "episodes per checkpoint, greedy. Intervals: 95% Student-t over seeds (prior-alone rows: one "
+          "deterministic prior, no interval).", "",
+          "| task | method | backbone | seeds | success rate | return |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['task']} | {r['label']} | {r['backbone'] or '-'} | {r['seeds']} | "
+                  f"{r['success_mean']:.3f} ± {r['success_ci95']:.3f} | {r['return_mean']:.3f} ± {r['return_ci95']:.3f} |")
+    md_path = os.path.join(cfg.out_dir, "results.md")
+    json_path = os.path.join(cfg.out_dir, "results.json")
+    with open(md_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    _write_json(json_path, {"config": cfg.to_dict(), "rows": rows, **extra})
+    return md_path, json_path
+
+
+CURVE_KEYS = (("success_rate", "training success rate"), ("episode_return", "training episode return"))
+_FLOOR_KEYS = {"success_rate": "success_mean", "episode_return": "return_mean"}
+
+
+def seed_curve(rows: Sequence[dict], key: str, steps_per_update: int) -> tuple[np.ndarray, np.ndarray]:
+    """One run's curve: (env steps, value) at the updates where ``key`` was measured. Points come
+    from each row's ``update`` field, never from row order; updates in which no episode finished
+    (value None/NaN) are skipped rather than plotted as gaps."""
+    pts = sorted((int(r["update"]) * steps_per_update, float(r[key])) for r in rows
+                 if r.get(key) is not None and np.isfinite(float(r[key])))
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    x, y = zip(*pts)
+    return np.asarray(x, np.float64), np.asarray(y, np.float64)
+
+
+def mean_band(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds and the half-width of its 95% Student-t interval on ``grid``. Each seed's
+    curve is interpolated linearly between its measured points and held after its last one; before
+    its first point it does not count. Returns (mean, half-width, seeds counted) per grid point."""
+    from scipy import stats
+
+    ys = []
+    for x, y in curves:
+        if len(x):
+            ys.append(np.interp(grid, x, y, left=np.nan, right=y[-1]))
+    if not ys:
+        nan = np.full(grid.shape, np.nan)
+        return nan, nan, np.zeros(grid.shape, int)
+    ys = np.asarray(ys)
+    n = np.sum(np.isfinite(ys), axis=0)
+    mean = np.full(grid.shape, np.nan)
+    half = np.zeros(grid.shape)
+    for g in np.flatnonzero(n):
+        col = ys[np.isfinite(ys[:, g]), g]
+        mean[g] = col.mean()
+        if col.size > 1:
+            half[g] = stats.t.ppf(0.975, col.size - 1) * col.std(ddof=1) / math.sqrt(col.size)
+    return mean, half, n
+
+
+def plot_curves(cfg: ExperimentConfig, suite: Suite, rows: Sequence[dict] = ()) -> str:
+    """``learning_curves.png``: per task, training success rate and episode return against env
+    steps; per variant the mean over seeds with its 95% band; the random policy and each prior
+    acting alone (greedy evaluation, from ``rows``) as dashed horizontal lines."""
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(cfg, rows)
+    path = os.path.join(cfg.out_dir, "learning_curves.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
+    """The figure :func:`plot_curves` saves (matplotlib ``Figure``; the caller closes it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lago_jax.logging import read_jsonl
+
+    fig, axes = plt.subplots(len(cfg.tasks), len(CURVE_KEYS), figsize=(6 * len(CURVE_KEYS), 3.6 * len(cfg.tasks)),
+                             squeeze=False)
+    steps_per_update = cfg.num_envs * cfg.num_steps
+    grid = np.arange(1, cfg.num_updates + 1) * steps_per_update
+    colors = plt.get_cmap("tab10").colors
+    styles = ("-", "--", "-.", ":")
+    for i, task in enumerate(cfg.tasks):
+        for v, variant in enumerate(cfg.variants):
+            runs = []
+            for seed in cfg.seeds:
+                path = os.path.join(cfg.out_dir, "runs", task, variant, f"seed{seed}", "metrics.jsonl")
+                if os.path.exists(path):
+                    runs.append(read_jsonl(path))
+            if not runs:
+                continue
+            for j, (key, title) in enumerate(CURVE_KEYS):
+                mean, half, n = mean_band([seed_curve(r, key, steps_per_update) for r in runs], grid)
+                ok = np.isfinite(mean)
+                if not ok.any():
+                    continue
+                ax = axes[i, j]
+                color = colors[v % len(colors)]
+                ax.plot(grid[ok], mean[ok], color=color, linestyle=styles[v % len(styles)], linewidth=1.6,
+                        label=f"{VARIANT_LABEL[variant]} ({len(runs)} seeds)")
+                if len(runs) > 1:
+                    ax.fill_between(grid[ok], (mean - half)[ok], (mean + half)[ok], color=color, alpha=0.15, linewidth=0)
+        for j, (key, title) in enumerate(CURVE_KEYS):
+            ax = axes[i, j]
+            for k, row in enumerate(r for r in rows if r.get("task") == task and r.get("env_steps", 1) == 0):
+                ax.axhline(row[_FLOOR_KEYS[key]], color=colors[(len(cfg.variants) + k) % len(colors)], linestyle=(0, (4, 3)),
+                           linewidth=1.0, label=f"{row['label']} (greedy eval)")
+            ax.set_title(f"{task}: {title}")
+            ax.set_xlabel("env steps")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, framealpha=0.7)
+    fig.tight_layout()
+    return fig
