@@ -272,3 +272,25 @@ def test_variants_are_wired_as_named(pipeline_run):
     shapes = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim")
     real_cfg, rand_cfg = pipeline.load_backbone(real)[0], pipeline.load_backbone(rand)[0]
     assert [getattr(real_cfg, k) for k in shapes] == [getattr(rand_cfg, k) for k in shapes]
+
+
+def test_run_curve_summary_final_area_and_steps_to_level():
+    from lago_jax.experiments import report
+    rows = [{"update": u, "success_rate": v} for u, v in
+            [(1, 0.0), (2, None), (3, 0.25), (4, 0.5), (5, 0.75), (6, 0.6), (7, 0.7), (8, 0.9), (9, 1.0), (10, 0.8)]]
+    r = report.run_curve_summary(rows, steps_per_update=100, num_updates=10)
+    assert r["final"] == pytest.approx(0.8)  # the last 10% of 10 updates: update 10
+    assert r["area"] == pytest.approx(np.mean([0.0, 0.25, 0.5, 0.75, 0.6, 0.7, 0.9, 1.0, 0.8]))
+    assert r["steps_to_level"] == 400.0  # update 4 first reaches 0.5
+    never = report.run_curve_summary([{"update": 1, "success_rate": 0.1}], 100, 1)
+    assert never["steps_to_level"] is None and never["final"] == pytest.approx(0.1)
+    assert report.run_curve_summary([{"update": 1, "success_rate": None}], 100, 1) is None
+
+
+def test_results_table_carries_the_curve_summary(pipeline_run):
+    cfg, result = pipeline_run
+    from lago_jax.experiments import report
+    curves = report.curve_summaries(cfg)
+    assert {c["method"] for c in curves} <= set(cfg.variants)
+    for c in curves:
+        assert 0.0 <= c["final_mean"] <= 1.0 and 0.0 <= c["area_mean"] <= 1.0 and c["seeds"] <= len(cfg.seeds)

@@ -67,12 +67,71 @@ def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: di
     for r in rows:
         md.append(f"| {r['task']} | {r['label']} | {r['backbone'] or '-'} | {r['seeds']} | "
                   f"{r['success_mean']:.3f} ± {r['success_ci95']:.3f} | {r['return_mean']:.3f} ± {r['return_ci95']:.3f} |")
+    curves = curve_summaries(cfg)
+    if curves:
+        md += ["", f"Training curves (success rate of the episodes that finished in each update, sampled "
+               f"actions): final = mean over the last {FINAL_FRACTION:.0%} of updates; area = mean over all "
+               f"updates (the normalised area under the curve); steps to {REACH_LEVEL:.0%} = first env step at "
+               "which the run's curve reaches it (runs that never do are counted as not reaching it). "
+               "Mean ± 95% Student-t interval over seeds.", "",
+               "| task | method | seeds | final training success | area under success curve | "
+               f"runs reaching {REACH_LEVEL:.0%} | env steps to {REACH_LEVEL:.0%} (runs that reach it) |",
+               "|---|---|---|---|---|---|---|"]
+        for c in curves:
+            reach = (f"{c['steps_to_level_mean']:,.0f} ± {c['steps_to_level_ci95']:,.0f}"
+                     if c["runs_reaching"] else "-")
+            md.append(f"| {c['task']} | {VARIANT_LABEL[c['method']]} | {c['seeds']} | {c['final_mean']:.3f} ± "
+                      f"{c['final_ci95']:.3f} | {c['area_mean']:.3f} ± {c['area_ci95']:.3f} | "
+                      f"{c['runs_reaching']}/{c['seeds']} | {reach} |")
     md_path = os.path.join(cfg.out_dir, "results.md")
     json_path = os.path.join(cfg.out_dir, "results.json")
     with open(md_path, "w") as f:
         f.write("\n".join(md) + "\n")
-    _write_json(json_path, {"config": cfg.to_dict(), "rows": rows, **extra})
+    _write_json(json_path, {"config": cfg.to_dict(), "rows": rows, "curves": curves, **extra})
     return md_path, json_path
+
+
+FINAL_FRACTION = 0.1
+REACH_LEVEL = 0.5
+
+
+def run_curve_summary(rows: Sequence[dict], steps_per_update: int, num_updates: int) -> dict | None:
+    """One run's training-success summary: final (mean of the last ``FINAL_FRACTION`` of the
+    updates with a measurement), area (mean over all measured updates) and the first env step at
+    which success reached ``REACH_LEVEL`` (None if never). None when nothing was measured."""
+    x, y = seed_curve(rows, "success_rate", steps_per_update)
+    if not len(x):
+        return None
+    tail = x > (1.0 - FINAL_FRACTION) * num_updates * steps_per_update
+    final = float(y[tail].mean()) if tail.any() else float(y[-1])
+    hit = np.flatnonzero(y >= REACH_LEVEL)
+    return dict(final=final, area=float(y.mean()), steps_to_level=float(x[hit[0]]) if hit.size else None)
+
+
+def curve_summaries(cfg: ExperimentConfig) -> list[dict]:
+    """Per task and variant, :func:`run_curve_summary` over seeds (mean and 95% interval)."""
+    from lago_jax.logging import read_jsonl
+
+    out = []
+    for task in cfg.tasks:
+        for variant in cfg.variants:
+            runs = []
+            for seed in cfg.seeds:
+                path = os.path.join(cfg.out_dir, "runs", task, variant, f"seed{seed}", "metrics.jsonl")
+                if os.path.exists(path):
+                    r = run_curve_summary(read_jsonl(path), cfg.num_envs * cfg.num_steps, cfg.num_updates)
+                    if r is not None:
+                        runs.append(r)
+            if not runs:
+                continue
+            fm, fh = mean_ci95([r["final"] for r in runs])
+            am, ah = mean_ci95([r["area"] for r in runs])
+            reached = [r["steps_to_level"] for r in runs if r["steps_to_level"] is not None]
+            sm, sh = mean_ci95(reached) if reached else (float("nan"), float("nan"))
+            out.append(dict(task=task, method=variant, seeds=len(runs), final_mean=fm, final_ci95=fh, area_mean=am,
+                            area_ci95=ah, runs_reaching=len(reached), steps_to_level_mean=sm, steps_to_level_ci95=sh,
+                            level=REACH_LEVEL))
+    return out
 
 
 CURVE_KEYS = (("success_rate", "training success rate"), ("episode_return", "training episode return"))
