@@ -86,10 +86,11 @@ def test_four_devices_match_one_device():
     r = json.loads(lines[-1][len("RESULT "):])
     print(r)
     assert r["num_devices"] == 4
-    assert r["param_diff"] < 1e-5
-    assert r["obs_diff"] < 1e-5
-    assert r["stats_diff"] < 1e-4
-    assert r["loss_diff"] < 1e-5 and r["kl_diff"] < 1e-5
+    # Measured 2026-11-30: params, obs, statistics 6e-8, loss 8e-8, KL 2.4e-7 (float summation order).
+    assert r["param_diff"] < 1e-6
+    assert r["obs_diff"] < 1e-6
+    assert r["stats_diff"] < 1e-6
+    assert r["loss_diff"] < 1e-6 and r["kl_diff"] < 1e-6
     assert r["resume_equal"], "a resumed checkpointed run on the mesh must equal the uninterrupted one"
 
 
