@@ -227,7 +227,7 @@ def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
             ax = axes[i, j]
             for k, row in enumerate(r for r in rows if r.get("task") == task and r.get("env_steps", 1) == 0):
                 ax.axhline(row[_FLOOR_KEYS[key]], color=colors[(len(cfg.variants) + k) % len(colors)], linestyle=(0, (4, 3)),
-                           linewidth=1.0, label=f"{row['label']} (greedy eval)")
+                           linewidth=1.0, label=row["label"] if "greedy" in row["label"] else f"{row['label']} (eval)")
             ax.set_title(f"{task}: {title}")
             ax.set_xlabel("env steps")
             ax.grid(alpha=0.3)
