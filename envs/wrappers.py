@@ -208,9 +208,11 @@ class VmapWrapper(Wrapper):
         return jax.vmap(self.env.step)(state, action)
 
 
+def training_env(env: Env, episode_length: int | None = None, cached_reset: bool = False) -> AutoResetWrapper:
+    """The single-env training stack: episode limit -> episode statistics -> auto-reset."""
+    return AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(env, episode_length)), cached=cached_reset)
+
+
 def wrap_for_training(env: Env, num_envs: int, episode_length: int | None = None, cached_reset: bool = False) -> Env:
-    """The standard training stack: limit -> stats -> auto-reset -> vmap over ``num_envs``."""
-    env = EpisodeWrapper(env, episode_length)
-    env = EpisodeStatsWrapper(env)
-    env = AutoResetWrapper(env, cached=cached_reset)
-    return VmapWrapper(env, num_envs)
+    """The standard training stack: :func:`training_env` vmapped over ``num_envs``."""
+    return VmapWrapper(training_env(env, episode_length, cached_reset), num_envs)

@@ -406,7 +406,7 @@ class MT10Env(Env):
         observe_goal: bool = False,
         max_contact_points: int | None = None,
     ):
-        from envs.wrappers import AutoResetWrapper, EpisodeStatsWrapper, EpisodeWrapper
+        from envs.wrappers import training_env
 
         names = tuple(task_names) if task_names is not None else tasks_lib.MT10_TASKS
         if not names:
@@ -422,7 +422,7 @@ class MT10Env(Env):
             return MetaWorldEnv(name, observe_goal=observe_goal, max_contact_points=max_contact_points)
 
         self.envs = {
-            n: AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(task_env(n), episode_length)))
+            n: training_env(task_env(n), episode_length)
             for n in names
         }
         self._instr_offset = {}

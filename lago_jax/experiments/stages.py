@@ -72,12 +72,9 @@ def load_backbone(spec: str):
     """(config, params, tokenizer) of a backbone spec; cached per process."""
     if spec not in _LLM_CACHE:
         from lago_jax.llm import load_pretrained
+        from lago_jax.llm.checkpoint import check_source
 
-        if not spec.startswith("random:") and spec not in ("smollm2-135m",) and not os.path.exists(spec):
-            raise FileNotFoundError(
-                f"--llm {spec!r}: no such file or directory; expected 'smollm2-135m', "
-                "'random:<preset>', a local Hugging Face checkpoint directory or a .gguf file"
-            )
+        check_source(spec)
         cache_dir = None if spec.startswith("random:") else CONVERTED_CACHE_DIR
         config, params, tokenizer = load_pretrained(spec, cache_dir=cache_dir)
         if tokenizer is None:

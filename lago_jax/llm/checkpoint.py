@@ -94,14 +94,31 @@ def load_converted(path: str, dtype: Any = None) -> tuple[LlamaConfig, Params, O
 # ----------------------------------------------------------------------------- load_pretrained
 
 
-def _load_random(spec: str, dtype) -> tuple[LlamaConfig, Params, Tokenizer]:
+def _parse_random(spec: str) -> tuple[str, int]:
+  """``random:<preset>[:<seed>]`` -> (preset, seed); ValueError naming the spec otherwise."""
   parts = spec.split(":")
-  if len(parts) not in (2, 3) or not parts[1]:
+  if len(parts) not in (2, 3) or not parts[1] or (len(parts) == 3 and not parts[2].lstrip("-").isdigit()):
     raise ValueError(f"expected 'random:<preset>' or 'random:<preset>:<seed>', got {spec!r}")
-  seed = int(parts[2]) if len(parts) == 3 else 0
-  config = get_preset(parts[1], dtype=dtype_name(dtype))
+  return parts[1], int(parts[2]) if len(parts) == 3 else 0
+
+
+def _resolve(name_or_path: str) -> str:
+  """The local path behind a name: the packaged SmolLM2 GGUF for "smollm2-135m", else itself."""
+  return smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+
+
+def _cannot_load(name_or_path: str) -> FileNotFoundError:
+  return FileNotFoundError(
+      f"cannot load {name_or_path!r}: expected 'smollm2-135m', 'random:<preset>[:<seed>]', an "
+      "existing Hugging Face checkpoint directory (config.json + *.safetensors), a converted "
+      "lago_jax directory, or a path to a .gguf file")
+
+
+def _load_random(spec: str, dtype) -> tuple[LlamaConfig, Params, Tokenizer]:
+  preset, seed = _parse_random(spec)
+  config = get_preset(preset, dtype=dtype_name(dtype))
   params = init_params(config, jax.random.key(seed))
-  if parts[1] == "smollm2-135m":
+  if preset == "smollm2-135m":
     from lago_jax.llm import gguf as gguf_io  # pylint: disable=import-outside-toplevel
     tokenizer = Tokenizer.from_gguf_metadata(gguf_io.read_metadata(smollm2_gguf_path()))
   else:
@@ -112,7 +129,7 @@ def _load_random(spec: str, dtype) -> tuple[LlamaConfig, Params, Tokenizer]:
 def _load_uncached(name_or_path: str, dtype) -> tuple[LlamaConfig, Params, Tokenizer]:
   from lago_jax.llm import gguf as gguf_io  # pylint: disable=import-outside-toplevel
   from lago_jax.llm import hf  # pylint: disable=import-outside-toplevel
-  path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+  path = _resolve(name_or_path)
   if os.path.isdir(path):
     if is_converted(path):
       config, params, tokenizer = load_converted(path, dtype)
@@ -125,22 +142,16 @@ def _load_uncached(name_or_path: str, dtype) -> tuple[LlamaConfig, Params, Token
     config, params, meta = gguf_io.load_gguf(path, dtype)
     tokenizer = Tokenizer.from_gguf_metadata(meta) if "tokenizer.ggml.tokens" in meta else None
     return config, params, tokenizer
-  raise FileNotFoundError(
-      f"cannot load {name_or_path!r}: expected 'smollm2-135m', 'random:<preset>[:<seed>]', an "
-      "existing Hugging Face checkpoint directory (config.json + *.safetensors), a converted "
-      "lago_jax directory, or a path to a .gguf file")
+  raise _cannot_load(name_or_path)
 
 
 def check_source(name_or_path: str) -> None:
   """Raises the error :func:`load_pretrained` would raise for a source that cannot be loaded,
   without loading anything (cheap: run it before any expensive work that depends on it)."""
   if name_or_path.startswith("random:"):
-    parts = name_or_path.split(":")
-    if len(parts) not in (2, 3) or not parts[1] or (len(parts) == 3 and not parts[2].lstrip("-").isdigit()):
-      raise ValueError(f"expected 'random:<preset>' or 'random:<preset>:<seed>', got {name_or_path!r}")
-    get_preset(parts[1])
+    get_preset(_parse_random(name_or_path)[0])
     return
-  path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+  path = _resolve(name_or_path)
   if os.path.isdir(path):
     if not (is_converted(path) or os.path.isfile(os.path.join(path, "config.json"))):
       raise FileNotFoundError(f"{path!r} is a directory without config.json: expected a Hugging Face "
@@ -148,10 +159,7 @@ def check_source(name_or_path: str) -> None:
     return
   if path.endswith(".gguf") and os.path.isfile(path):
     return
-  raise FileNotFoundError(
-      f"cannot load {name_or_path!r}: expected 'smollm2-135m', 'random:<preset>[:<seed>]', an "
-      "existing Hugging Face checkpoint directory (config.json + *.safetensors), a converted "
-      "lago_jax directory, or a path to a .gguf file")
+  raise _cannot_load(name_or_path)
 
 
 def _source_files(path: str) -> list[str]:
@@ -166,8 +174,7 @@ def source_fingerprint(name_or_path: str) -> str:
   for every source file its name, size, modification time and a SHA-256 of its first and last
   MiB. Two different models in folders of the same name, or a file replaced in place, get
   different fingerprints."""
-  path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
-  real = os.path.realpath(path)
+  real = os.path.realpath(_resolve(name_or_path))
   digest = hashlib.sha256(real.encode())
   for f in _source_files(real):
     st = os.stat(f)
@@ -211,7 +218,7 @@ def load_pretrained(name_or_path: str, dtype: Any = jnp.float32,
   except FileNotFoundError:
     raise
   except Exception as e:  # noqa: BLE001 - a damaged model file: one message naming it
-    path = smollm2_gguf_path() if name_or_path == "smollm2-135m" else name_or_path
+    path = _resolve(name_or_path)
     if isinstance(e, ValueError) and path in str(e):
       raise
     raise ValueError(f"cannot load the model at {path!r}: {type(e).__name__}: {e}") from e

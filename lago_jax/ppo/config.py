@@ -137,11 +137,10 @@ class PPOConfig:
         for name in ("vf_coef", "ent_coef", "kl_coef", "kl_coef_final", "prior_min_std"):
             if not getattr(self, name) >= 0:
                 bad(name, "a value >= 0")
-        for name in ("gamma", "gae_lambda", "clip_eps", "max_grad_norm", "lr", "kl_target", "kl_coef_min", "kl_coef_max",
-                     "vf_coef", "ent_coef", "kl_coef", "kl_coef_final", "reward_scale", "prior_temperature",
-                     "prior_min_std", "log_std_init"):
-            if not math.isfinite(getattr(self, name)):
-                bad(name, "a finite number")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                bad(f.name, "a finite number")
         if self.lr > 1.0:
             bad("lr", "an Adam learning rate in (0, 1]")
         if not self.kl_coef_max >= self.kl_coef_min:

@@ -39,8 +39,9 @@ from flax import struct
 from jax.sharding import PartitionSpec as P
 
 from envs.core import Env, State
-from envs.wrappers import AutoResetWrapper, EpisodeStatsWrapper, EpisodeWrapper
+from envs.wrappers import training_env
 from lago_jax import parallel
+from lago_jax.distributions import Categorical, DiagGaussian
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.gae import compute_gae
 from lago_jax.ppo.loss import ppo_loss
@@ -112,11 +113,6 @@ class PPO(NamedTuple):
     GAE, SGD). ``learn(*collect(state), p)`` equals ``update(state, p, 1)``. :func:`run` uses
     them so that a sweep over variants compiles the env once. Both *donate* the state passed
     in (its buffers are reused for the new one): do not use a state after passing it in."""
-
-
-def training_env(env: Env, episode_length: int | None, cached_reset: bool = False) -> Env:
-    """The single-env training stack: episode limit -> episode statistics -> auto-reset."""
-    return AutoResetWrapper(EpisodeStatsWrapper(EpisodeWrapper(env, episode_length)), cached=cached_reset)
 
 
 class _Batched:
@@ -213,8 +209,6 @@ def soften_prior(dist: Any, temperature: float = 1.0, min_std: float = 0.0):
     """The prior the KL term pulls toward, made less sharp: a categorical's logits divided by
     ``temperature``; a diagonal Gaussian's standard deviation multiplied by ``temperature`` and
     floored at ``min_std``. ``temperature = 1, min_std = 0`` returns ``dist`` itself (unchanged)."""
-    from lago_jax.distributions import Categorical, DiagGaussian
-
     if temperature == 1.0 and min_std == 0.0:
         return dist
     if isinstance(dist, Categorical):
@@ -300,9 +294,8 @@ def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.Gradien
             traj = traj.replace(prior_dist=soften_prior(prior_distributions(
                 prior, prior_params, traj.obs, traj.instruction_id, config.prior_chunk),
                 config.prior_temperature, config.prior_min_std))
-        reward = traj.reward if config.reward_scale == 1.0 else traj.reward * config.reward_scale
         advantages, targets = compute_gae(
-            reward, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
+            traj.reward * config.reward_scale, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
         )
         train_data = (traj.replace(metrics={}), advantages, targets)
 
