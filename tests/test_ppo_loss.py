@@ -44,7 +44,7 @@ def make_batch(discrete, rng, with_prior):
         value=jnp.asarray(rng.normal(size=(N,)).astype(np.float32) * 0.3),
         reward=jnp.zeros(N), terminated=jnp.zeros(N), truncated=jnp.zeros(N), done=jnp.zeros(N),
         next_value=jnp.zeros(N), instruction_id=jnp.zeros(N, jnp.int32),
-        prior_dist=prior if with_prior else None, metrics={},
+        prior_dist=prior if with_prior else None, prior_mask=None, metrics={},
     )
     adv = rng.normal(size=(N,)).astype(np.float32)
     tgt = rng.normal(size=(N,)).astype(np.float32)
@@ -162,3 +162,75 @@ def test_obs_normaliser_matches_numpy_and_clips_only_when_asked():
     np.testing.assert_allclose(np.asarray(normalize_obs(stats, far)), 50.0, rtol=1e-3)
     np.testing.assert_allclose(np.asarray(normalize_obs(stats, far, clip=10.0)), 10.0)
     assert normalize_obs(stats, far, enabled=False) is far
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_masked_kl_averages_over_the_masked_states_only(discrete):
+    """With ``prior_mask`` the KL term is the mean over the masked samples (NumPy); an all-ones
+    mask gives the unmasked loss."""
+    from lago_jax.distributions import kl_divergence
+
+    rng = np.random.default_rng(11)
+    cfg = PPOConfig(num_updates=1, hidden_sizes=(5,))
+    net = make_network(cfg, Discrete(4) if discrete else Box.uniform(2))
+    params = net.init(jax.random.PRNGKey(1), jnp.zeros((1, D)))
+    stats = ObsNormStats.create(D)
+    batch, adv, tgt = make_batch(discrete, rng, with_prior=True)
+    f = jax.jit(lambda b: ppo_loss(params, net, stats, b, adv, tgt, 0.5, cfg))
+    mask = np.array([1, 0, 0, 1, 1, 0], np.float32)
+    _, m_masked = f(batch.replace(prior_mask=jnp.asarray(mask)))
+    _, m_ones = f(batch.replace(prior_mask=jnp.ones(N)))
+    _, m_none = f(batch)
+    dist, _ = net.apply(params, batch.obs)
+    kl = np.asarray(kl_divergence(dist, batch.prior_dist, cfg.kl_direction))
+    np.testing.assert_allclose(float(m_masked["kl_prior"]), kl[mask > 0].mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(m_ones["kl_prior"]), float(m_none["kl_prior"]), rtol=1e-6)
+    np.testing.assert_allclose(float(m_ones["total_loss"]), float(m_none["total_loss"]), rtol=1e-6)
+    _, m_zero = f(batch.replace(prior_mask=jnp.zeros(N)))  # a minibatch without prior states adds 0
+    assert float(m_zero["kl_prior"]) == 0.0
+
+
+class _AffinePrior:
+    """A prior whose Gaussian mean is a fixed function of the observation (counts its rows)."""
+
+    def apply(self, params, obs, instruction_id):
+        return DiagGaussian(obs[..., :2] * params + instruction_id[..., None], jnp.full(obs.shape[:-1] + (2,), -1.0))
+
+
+@pytest.mark.parametrize("fraction,expect_steps", [(1.0, 8), (0.25, 2), (0.3, 2), (0.01, 1)])
+def test_prior_fraction_evaluates_the_prior_on_whole_time_steps(fraction, expect_steps):
+    from lago_jax.ppo.train import with_prior
+
+    T, B = 8, 3
+    rng = np.random.default_rng(5)
+    traj = Transition(
+        obs=jnp.asarray(rng.normal(size=(T, B, D)).astype(np.float32)), action=jnp.zeros((T, B, 2)),
+        log_prob=jnp.zeros((T, B)), value=jnp.zeros((T, B)), reward=jnp.zeros((T, B)), terminated=jnp.zeros((T, B)),
+        truncated=jnp.zeros((T, B)), done=jnp.zeros((T, B)), next_value=jnp.zeros((T, B)),
+        instruction_id=jnp.asarray(rng.integers(0, 3, (T, B)).astype(np.int32)), prior_dist=None, prior_mask=None,
+        metrics={},
+    )
+    cfg = PPOConfig(num_updates=1, num_steps=T, num_minibatches=1, prior_fraction=fraction, prior_chunk=5,
+                    prior_min_std=0.5)
+    out = jax.jit(lambda t, k: with_prior(t, _AffinePrior(), 2.0, cfg, k))(traj, jax.random.PRNGKey(3))
+    full = _AffinePrior().apply(2.0, traj.obs, traj.instruction_id)
+    if expect_steps == T:
+        assert out.prior_mask is None
+        np.testing.assert_allclose(np.asarray(out.prior_dist.mean), np.asarray(full.mean))
+        return
+    mask = np.asarray(out.prior_mask)
+    steps = np.flatnonzero(mask[:, 0])
+    assert len(steps) == expect_steps and np.all(mask[steps] == 1) and mask.sum() == expect_steps * B
+    np.testing.assert_allclose(np.asarray(out.prior_dist.mean)[steps], np.asarray(full.mean)[steps], rtol=1e-6)
+    # softened like the full evaluation (min std 0.5 over the prior's exp(-1))
+    np.testing.assert_allclose(np.asarray(out.prior_dist.log_std)[steps], np.log(0.5), rtol=1e-6)
+    # a different key draws different steps (over a few keys)
+    draws = {tuple(np.flatnonzero(np.asarray(jax.jit(lambda t, k: with_prior(t, _AffinePrior(), 2.0, cfg, k))(
+        traj, jax.random.PRNGKey(s)).prior_mask)[:, 0])) for s in range(6)}
+    assert len(draws) > 1
+
+
+def test_prior_fraction_is_checked():
+    for bad in (0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="prior_fraction"):
+            PPOConfig(num_updates=1, prior_fraction=bad)

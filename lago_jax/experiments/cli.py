@@ -64,6 +64,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--episode-length", dest="episode_length", type=int, default=d["episode_length"])
     p.add_argument("--prior-chunk", dest="prior_chunk", type=int, default=d["prior_chunk"],
                    help="rows per call of the prior inside the PPO update")
+    p.add_argument("--prior-fraction", dest="prior_fraction", type=float, default=d["prior_fraction"],
+                   help="fraction of each rollout's time steps the prior is evaluated on (KL averaged over them)")
     p.add_argument("--hidden", dest="hidden_sizes", type=int, nargs="+", default=list(d["hidden_sizes"]),
                    help="hidden layer widths of the PPO actor and critic")
     p.add_argument("--reward-scale", dest="reward_scale", type=float, default=d["reward_scale"])

@@ -96,6 +96,8 @@ class ExperimentConfig:
     """Override the task's episode limit (None keeps it)."""
     prior_chunk: int = 256
     """Rows per call of the prior inside the PPO update (``PPOConfig.prior_chunk``)."""
+    prior_fraction: float = 1.0
+    """Fraction of each rollout's time steps the prior is evaluated on (``PPOConfig.prior_fraction``)."""
     cached_reset: bool = False
     """Auto-reset from a reset state refreshed once per rollout (``PPOConfig.cached_reset``)."""
     reward_scale: float = 1.0
@@ -152,6 +154,7 @@ class ExperimentConfig:
             kl_direction=self.kl_direction,
             episode_length=self.episode_length,
             prior_chunk=self.prior_chunk,
+            prior_fraction=self.prior_fraction,
             cached_reset=self.cached_reset,
             reward_scale=self.reward_scale,
             prior_temperature=self.prior_temperature,

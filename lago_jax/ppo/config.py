@@ -94,6 +94,13 @@ class PPOConfig:
     visited states (they are flattened and evaluated in chunks of this size). Only speed depends
     on it: an LLM's forward on a 2-core CPU reaches ~4x the evals/s at 256 rows per call that it
     reaches at 8 (``benchmarks/RESULTS_lago.md``)."""
+    prior_fraction: float = 1.0
+    """Fraction of the rollout's time steps on whose states the update evaluates the prior, in
+    (0, 1]: ``max(1, round(num_steps * prior_fraction))`` time steps drawn afresh each update
+    (without replacement, all envs), and the KL term averaged over those states only. 1 (default)
+    evaluates every state. The KL term stays an unbiased estimate of the same mean with fewer
+    samples, and the prior's cost per update falls in proportion: with an LLM prior on CPU that
+    cost is most of the update (``benchmarks/RESULTS_lago.md``)."""
     episode_length: int | None = None
     """Episode limit (truncation) applied by ``EpisodeWrapper``; None uses the env's own."""
     cached_reset: bool = False
@@ -141,6 +148,8 @@ class PPOConfig:
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 bad(f.name, "a finite number")
+        if not 0.0 < self.prior_fraction <= 1.0:
+            bad("prior_fraction", "a fraction in (0, 1]")
         if self.lr > 1.0:
             bad("lr", "an Adam learning rate in (0, 1]")
         if not self.kl_coef_max >= self.kl_coef_min:

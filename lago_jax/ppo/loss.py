@@ -9,6 +9,8 @@
   ``V_clip = V_old + clip(V - V_old, -eps, eps)`` when ``clip_value``, else ``0.5 * mean((V - R)^2)``.
 * ``KL = kl_divergence(pi, prior_dist, kl_direction)`` per sample (closed form); the term is
   absent when the batch has no ``prior_dist`` (prior=None). With ``beta = 0`` it adds exactly 0.
+  When the batch carries a ``prior_mask`` (the prior evaluated on a fraction of the states), the
+  mean runs over the masked samples only: ``sum(mask * KL) / max(sum(mask), 1)``.
 """
 
 from __future__ import annotations
@@ -72,7 +74,11 @@ def ppo_loss(
     entropy = jnp.mean(dist.entropy())
     loss = pg_loss + config.vf_coef * value_loss - config.ent_coef * entropy
     if batch.prior_dist is not None:
-        kl_prior = jnp.mean(kl_divergence(dist, batch.prior_dist, config.kl_direction))
+        kl = kl_divergence(dist, batch.prior_dist, config.kl_direction)
+        if batch.prior_mask is None:
+            kl_prior = jnp.mean(kl)
+        else:
+            kl_prior = jnp.sum(batch.prior_mask * kl) / jnp.maximum(jnp.sum(batch.prior_mask), 1.0)
         loss = loss + beta * kl_prior
     else:
         kl_prior = jnp.zeros((), jnp.float32)

@@ -48,6 +48,9 @@ class Transition:
       instruction_id: ``[T, B]`` int32 instruction of the episode.
       prior_dist: the prior's distribution for ``obs`` (leaves ``[T, B, A]``): None as collected,
         filled in by the update when there is a prior.
+      prior_mask: ``[T, B]`` float32, 1.0 where ``prior_dist`` was evaluated, when the update
+        evaluates the prior on a fraction of the time steps (``PPOConfig.prior_fraction < 1``);
+        None otherwise (every state has its prior).
       metrics: episode statistics from ``EpisodeStatsWrapper`` (``EPISODE_METRICS``), ``[T, B]``.
     """
 
@@ -62,6 +65,7 @@ class Transition:
     next_value: jax.Array
     instruction_id: jax.Array
     prior_dist: Any
+    prior_mask: Any
     metrics: dict
 
 
@@ -125,6 +129,7 @@ def generate_rollout(
             next_value=next_value,
             instruction_id=instruction_id,
             prior_dist=None,
+            prior_mask=None,
             metrics={k: nstate.metrics[k] for k in EPISODE_METRICS},
         )
         return nstate, tr

@@ -6,8 +6,9 @@ share it) and :func:`make_learn` (``learn(state, batch, prior_params) -> (state,
 ``make_ppo`` composes them into ``init(key) -> TrainState`` and
 ``update(state, prior_params, num_updates) -> (state, metrics)``, a ``lax.scan`` over updates,
 each update being rollout (scan over ``num_steps``) -> the prior's distribution for every
-visited state (when a prior is given; all ``T x B`` states in chunks of ``config.prior_chunk``,
-stored on the transition) -> GAE ->
+visited state (when a prior is given; all ``T x B`` states, or those of a random
+``config.prior_fraction`` of the time steps, in chunks of ``config.prior_chunk``, stored on the
+transition) -> GAE ->
 ``update_epochs`` x ``num_minibatches`` SGD steps (nested scans) -> observation statistics ->
 next beta.
 ``make_train(config, env, prior)`` returns ``train(key, prior_params=None) -> TrainOutput``
@@ -221,6 +222,24 @@ def soften_prior(dist: Any, temperature: float = 1.0, min_std: float = 0.0):
     raise TypeError(f"soften_prior: unsupported distribution {type(dist).__name__}")
 
 
+def with_prior(traj: Transition, prior: Prior, prior_params: Any, config: PPOConfig, key: jax.Array) -> Transition:
+    """``traj`` with ``prior_dist`` (softened by ``config.prior_temperature`` / ``prior_min_std``)
+    on every state, or, when ``config.prior_fraction < 1``, on the states of
+    ``max(1, round(T * prior_fraction))`` time steps drawn with ``key`` (without replacement) and
+    ``prior_mask`` marking them; elsewhere the distribution holds zeros and is masked out."""
+    num_steps = traj.instruction_id.shape[0]
+    n_t = max(1, int(round(num_steps * config.prior_fraction)))
+    if n_t >= num_steps:
+        dist = prior_distributions(prior, prior_params, traj.obs, traj.instruction_id, config.prior_chunk)
+        return traj.replace(prior_dist=soften_prior(dist, config.prior_temperature, config.prior_min_std))
+    steps = jax.random.choice(key, num_steps, (n_t,), replace=False)
+    sub = prior_distributions(prior, prior_params, traj.obs[steps], traj.instruction_id[steps], config.prior_chunk)
+    sub = soften_prior(sub, config.prior_temperature, config.prior_min_std)
+    dist = jax.tree.map(lambda x: jnp.zeros((num_steps,) + x.shape[1:], x.dtype).at[steps].set(x), sub)
+    mask = jnp.zeros(traj.instruction_id.shape, jnp.float32).at[steps].set(1.0)
+    return traj.replace(prior_dist=dist, prior_mask=mask)
+
+
 class Batch(NamedTuple):
     """What the rollout hands to learning: the ``Transition`` ``[T, B, ...]`` and the key of the
     update's minibatch shuffles (split from the train state's key together with the rollout's)."""
@@ -291,9 +310,7 @@ def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.Gradien
         if prior is not None:
             # The prior for every visited state, stored on the transition: all T x B states in
             # chunks of ``config.prior_chunk`` rows (frozen, no gradient).
-            traj = traj.replace(prior_dist=soften_prior(prior_distributions(
-                prior, prior_params, traj.obs, traj.instruction_id, config.prior_chunk),
-                config.prior_temperature, config.prior_min_std))
+            traj = with_prior(traj, prior, prior_params, config, jax.random.fold_in(epoch_key, E))
         advantages, targets = compute_gae(
             traj.reward * config.reward_scale, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda
         )
