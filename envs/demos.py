@@ -131,8 +131,6 @@ def collect_demonstrations(
     *,
     batch_size: int | None = None,
     episode_length: int | None = None,
-    policy_input: str = "obs",
-    only_successful: bool = False,
     env_name: str | None = None,
     metadata: dict | None = None,
 ) -> Demos:
@@ -140,8 +138,7 @@ def collect_demonstrations(
 
     Args:
       env: a bare (unbatched) env; it is wrapped in ``EpisodeWrapper`` here.
-      policy: pure ``(obs [obs_dim], key) -> action`` (or ``(State, key)`` with
-        ``policy_input="state"``), vmapped over the batch and jitted; the env's batched step is
+      policy: pure ``(obs [obs_dim], key) -> action``, vmapped over the batch and jitted; the env's batched step is
         the program :func:`envs.episodes.run_episodes` shares with evaluation.
       n_episodes: episodes to run (``>= 1``).
       key: PRNG key.
@@ -149,22 +146,18 @@ def collect_demonstrations(
         rounds of ``batch_size`` run until ``n_episodes`` are done (the last round's surplus
         is dropped), all with the same compiled programs.
       episode_length: step limit (default ``env.max_episode_steps``).
-      only_successful: keep only episodes whose success predicate held at some step.
       env_name: recorded in the result (default the env's class name).
       metadata: extra JSON-serialisable information to keep with the demos.
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
-    if policy_input not in ("obs", "state"):
-        raise ValueError(f"policy_input must be 'obs' or 'state', got {policy_input!r}")
     length = episode_limit(env, episode_length)
     batch = int(batch_size) if batch_size is not None else min(int(n_episodes), 64)
     if batch < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     def act(params, state, step_key):
-        inp = state.obs if policy_input == "obs" else state
-        return jax.vmap(policy)(inp, jax.random.split(step_key, batch))
+        return jax.vmap(policy)(state.obs, jax.random.split(step_key, batch))
 
     rounds = math.ceil(n_episodes / batch)
     columns = []  # per round: dict of [B, T] host arrays, T = length (steps after the end padded)
@@ -177,15 +170,11 @@ def collect_demonstrations(
     cols = {k: np.concatenate([c[k] for c in columns], axis=0)[:n_episodes] for k in columns[0]}
 
     valid = cols["valid"] > 0  # [E, T]
-    ep_success = (cols["success"] * valid).max(axis=1)
-    keep = ep_success > 0 if only_successful else np.ones(len(valid), bool)
-    valid = valid[keep]
-    cols = {k: v[keep] for k, v in cols.items()}
-    n_kept = int(keep.sum())
+    n_eps = len(valid)
     ep_length = valid.sum(axis=1).astype(np.int32)
     ep_return = (cols["reward"] * valid).sum(axis=1).astype(np.float32)
-    ep_success = (cols["success"] * valid).max(axis=1).astype(np.float32) if n_kept else np.zeros(0, np.float32)
-    episode_id = np.broadcast_to(np.arange(n_kept, dtype=np.int32)[:, None], valid.shape)
+    ep_success = (cols["success"] * valid).max(axis=1).astype(np.float32)
+    episode_id = np.broadcast_to(np.arange(n_eps, dtype=np.int32)[:, None], valid.shape)
 
     def flat(name, dtype):
         return np.ascontiguousarray(cols[name][valid].astype(dtype))
@@ -211,8 +200,7 @@ def collect_demonstrations(
         instructions=tuple(str(s) for s in env.instructions),
         env_name=env_name or type(env.unwrapped).__name__,
         action_space=action_space_to_dict(space),
-        metadata=dict(metadata or {}, episodes_run=int(n_episodes), only_successful=bool(only_successful),
-                      episode_length_limit=length),
+        metadata=dict(metadata or {}, episodes_run=int(n_episodes), episode_length_limit=length),
     )
     validate_demos(demos)
     return demos
@@ -331,26 +319,3 @@ def load_demonstrations(path: str | os.PathLike) -> Demos:
     )
     validate_demos(demos, where=f"demonstration file {path}")
     return demos
-
-
-def split_by_episode(demos: Demos, fraction: float, key: jax.Array | int = 0) -> tuple[Demos, Demos]:
-    """Split episodes at random into two :class:`Demos` (``fraction`` of episodes first)."""
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-    seed = int(jax.random.randint(key, (), 0, 2**31 - 1)) if not isinstance(key, int) else key
-    perm = np.random.default_rng(seed).permutation(demos.num_episodes)
-    n_first = int(round(fraction * demos.num_episodes))
-    return select_episodes(demos, np.sort(perm[:n_first])), select_episodes(demos, np.sort(perm[n_first:]))
-
-
-def select_episodes(demos: Demos, episodes: np.ndarray) -> Demos:
-    """The episodes listed (ascending ids), renumbered ``0..len(episodes)-1``."""
-    episodes = np.asarray(episodes, np.int64)
-    remap = -np.ones(demos.num_episodes, np.int32)
-    remap[episodes] = np.arange(len(episodes), dtype=np.int32)
-    rows = remap[demos.episode_id] >= 0
-    step = {name: getattr(demos, name)[rows] for name in ("action", *_STEP_ARRAYS)}
-    step["episode_id"] = remap[demos.episode_id[rows]]
-    return dataclasses.replace(
-        demos, **step, **{name: getattr(demos, name)[episodes] for name in _EPISODE_ARRAYS}
-    )

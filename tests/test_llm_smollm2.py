@@ -49,8 +49,6 @@ def test_smollm2_config_and_paris(smollm2):
   ids = tokenizer.encode(PROMPT)
   logits, _, _ = _forward(config, params, jnp.asarray([ids]))
   assert int(jnp.argmax(logits[0, -1])) == PARIS_ID
-  out = llm.greedy_generate(config, params, ids, max_new_tokens=2, eos_id=tokenizer.eos_id)
-  assert tokenizer.decode(out).startswith(" Paris")
 
 
 def _perplexity(logits_tv, ids_t):

@@ -27,7 +27,7 @@ argument and wrap it in `jax.lax.stop_gradient` to freeze it):
                         attention_mask_bk=None) -> hidden_bkd (final-normed)
         prefix_index_b None: one prefix (P == 1) broadcast over the batch without copies;
         else row b continues prefix prefix_index_b[b] (prefixes right-padded and masked).
-    init_cache(config, batch_size, capacity) -> KVCache; greedy_generate(...) -> ids
+    init_cache(config, batch_size, capacity) -> KVCache (the cache `forward_*` write into)
 
 The LaGO prior's latent action is `forward_with_prefix(...)[:, -1]` (the last soft token's
 final-normed hidden state), with soft tokens made by its own projection.
@@ -38,19 +38,19 @@ final-normed hidden state), with soft tokens made by its own projection.
 This package never imports torch, lago_jax.ppo or lago_jax.prior.
 """
 
-from lago_jax.llm.cache import KVCache, PrefixCache, init_cache, stack_prefix_caches
+from lago_jax.llm.cache import KVCache, PrefixCache, init_cache
 from lago_jax.llm.checkpoint import (load_converted, load_pretrained, save_converted,
                                      smollm2_gguf_path)
 from lago_jax.llm.config import PRESETS, LlamaConfig, get_preset
-from lago_jax.llm.model import (BF16_LOGIT_TOLERANCE, LlamaModel, Params, embed_tokens,
-                                forward_embeds, forward_ids, forward_with_prefix, greedy_generate,
-                                init_params, lm_logits, param_shapes, prefill_prefix)
+from lago_jax.llm.model import (BF16_LOGIT_TOLERANCE, Params, embed_tokens, forward_embeds,
+                                forward_ids, forward_with_prefix, init_params, lm_logits,
+                                param_shapes, prefill_prefix)
 from lago_jax.llm.tokenizer import Tokenizer
 
 __all__ = [
-    "BF16_LOGIT_TOLERANCE", "KVCache", "LlamaConfig", "LlamaModel", "PRESETS", "Params",
+    "BF16_LOGIT_TOLERANCE", "KVCache", "LlamaConfig", "PRESETS", "Params",
     "PrefixCache", "Tokenizer", "embed_tokens", "forward_embeds", "forward_ids",
-    "forward_with_prefix", "get_preset", "greedy_generate", "init_cache", "init_params",
+    "forward_with_prefix", "get_preset", "init_cache", "init_params",
     "lm_logits", "load_converted", "load_pretrained", "param_shapes", "prefill_prefix",
-    "save_converted", "smollm2_gguf_path", "stack_prefix_caches",
+    "save_converted", "smollm2_gguf_path",
 ]

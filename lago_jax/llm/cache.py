@@ -89,20 +89,3 @@ class PrefixCache:
     chex.assert_shape([self.k_lpskh, self.v_lpskh],
                       (config.num_layers, num_p, num_s, config.num_kv_heads, config.head_dim))
     chex.assert_shape(self.length_p, (num_p,))
-
-
-def stack_prefix_caches(caches: list[PrefixCache]) -> PrefixCache:
-  """Concatenates prefix caches along P, padding each to the longest S with masked slots."""
-  num_s = max(c.key_mask_ps.shape[1] for c in caches)
-
-  def pad(x, axis):
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = (0, num_s - x.shape[axis])
-    return jnp.pad(x, widths)
-
-  return PrefixCache(
-      k_lpskh=jnp.concatenate([pad(c.k_lpskh, 2) for c in caches], axis=1),
-      v_lpskh=jnp.concatenate([pad(c.v_lpskh, 2) for c in caches], axis=1),
-      key_mask_ps=jnp.concatenate([pad(c.key_mask_ps, 1) for c in caches], axis=0),
-      length_p=jnp.concatenate([c.length_p for c in caches], axis=0),
-  )

@@ -3,8 +3,7 @@
 This file owns the forward computation: token embedding, RMSNorm, rotary embeddings in the
 half-split (rotate_half) layout, grouped-query attention with causal and padding masks, the
 SwiGLU MLP, the final norm and the (tied or untied) lm_head; the cached variants (prefill and
-decode with `KVCache`, continuations after a shared `PrefixCache`); random initialization; and
-a small greedy decoder. `LlamaModel` wraps the same functions as a Flax NNX module.
+decode with `KVCache`, continuations after a shared `PrefixCache`) and random initialization.
 
 `params` is a plain nested dict of arrays (a pytree), so it can be a jit argument, be frozen
 with `jax.lax.stop_gradient`, or be saved with Orbax. Layers are stacked on a leading axis L and
@@ -38,7 +37,6 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from lago_jax.llm.cache import KVCache, PrefixCache, init_cache
 from lago_jax.llm.config import LlamaConfig
@@ -429,63 +427,3 @@ def forward_with_prefix(config: LlamaConfig, params: Params, prefix_cache: Prefi
   x, _, _ = _run_layers(config, params["layers"], x, positions_bt, attention_fn,
                         (prefix_cache.k_lpskh, prefix_cache.v_lpskh), collect_hidden=False)
   return rms_norm(x, params["final_norm"], config.rms_norm_eps)
-
-
-# ----------------------------------------------------------------------------- generation
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _decode_step(config, params, ids_bt, positions_bt, mask_bt, cache):
-  logits, _, cache = forward_ids(config, params, ids_bt, positions_bt, mask_bt, cache)
-  return logits[:, -1], cache
-
-
-def greedy_generate(config: LlamaConfig, params: Params, prompt_ids: Sequence[int],
-                    max_new_tokens: int, eos_id: Optional[int] = None) -> list[int]:
-  """Greedy decoding of one prompt with a KVCache (host loop over jitted steps).
-
-  Returns the generated ids (without the prompt), stopping after eos_id if given.
-  """
-  prompt = jnp.asarray(prompt_ids, jnp.int32)[None]
-  t = prompt.shape[1]
-  cache = init_cache(config, 1, t + max_new_tokens)
-  logits, cache = _decode_step(config, params, prompt, _default_positions(1, t, 0),
-                               jnp.ones((1, t), bool), cache)
-  out = []
-  for i in range(max_new_tokens):
-    next_id = int(jnp.argmax(logits[0]))
-    out.append(next_id)
-    if next_id == eos_id or i == max_new_tokens - 1:
-      break
-    logits, cache = _decode_step(config, params, jnp.asarray([[next_id]], jnp.int32),
-                                 jnp.full((1, 1), t + i, jnp.int32), jnp.ones((1, 1), bool),
-                                 cache)
-  return out
-
-
-# ----------------------------------------------------------------------------- NNX wrapper
-
-
-class LlamaModel(nnx.Module):
-  """Flax NNX module holding the parameters as `nnx.Param`s; calls the functions above.
-
-  `nnx.split(model)` gives the same nested dict layout as `params` (under `.params`), and
-  `to_params()` returns it as plain arrays for the functional API.
-  """
-
-  def __init__(self, config: LlamaConfig, params: Optional[Params] = None, *,
-               rngs: Optional[nnx.Rngs] = None):
-    self.config = config
-    if params is None:
-      key = rngs.params() if rngs is not None else jax.random.key(0)
-      params = init_params(config, key)
-    self.params = nnx.data(jax.tree.map(nnx.Param, params))
-
-  def to_params(self) -> Params:
-    return jax.tree.map(lambda p: p[...], self.params, is_leaf=lambda x: isinstance(x, nnx.Param))
-
-  def __call__(self, ids_bt, positions_bt=None, attention_mask_bt=None, cache=None):
-    """Same as `forward_ids` without hidden states: (logits [B, T, V], cache)."""
-    logits, _, cache = forward_ids(self.config, self.to_params(), ids_bt, positions_bt,
-                                   attention_mask_bt, cache)
-    return logits, cache
