@@ -64,6 +64,9 @@ def test_pipeline_writes_table_plot_and_checkpoints(pipeline_run):
     for kind in ("mlp", "llm"):
         info = data["priors"][f"reach/{kind}"]
         assert info["best_val_nll"] < info["baseline_nll"], (kind, info)
+        # the whole distillation record: steps run, why it stopped, the curves, the backbone
+        assert info["final_step"] == cfg.distill_steps and info["stop_reason"] in ("max_steps", "early_stopping")
+        assert info["best_step"] <= info["final_step"] and len(info["val_nll"]) >= 1 and info["backbone"]
 
 
 def test_eval_reproduces_recorded_evaluation(pipeline_run):

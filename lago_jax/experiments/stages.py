@@ -137,26 +137,10 @@ def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tu
     log(f"{task}/{kind}: distilling the prior ({prior.describe()['backbone']}, {cfg.distill_steps} steps)")
     t0 = time.time()
     params, result = distill(prior, params, demos, dcfg, out, resume=True)
-    info = {
-        "backbone": prior.describe()["backbone"],
-        "seconds": time.time() - t0,
-        **{k: v for k, v in _result_summary(result).items()},
-    }
+    info = {**json.loads(json.dumps(result.to_dict())), "seconds": time.time() - t0}
     _write_json(done_file, info)
     log(f"{task}/{kind}: val NLL {info.get('best_val_nll')} (baseline {info.get('baseline_nll')}) in {info['seconds']:.0f}s")
     return prior, params, info
-
-
-def _result_summary(result) -> dict:
-    out = {}
-    for name in ("best_val_nll", "baseline_nll", "steps", "stopped_early", "best_step"):
-        if hasattr(result, name):
-            v = getattr(result, name)
-            out[name] = v if isinstance(v, (bool, str)) or v is None else float(v)
-    for name in ("train_nll", "val_nll"):
-        if hasattr(result, name):
-            out[name] = [list(map(float, row)) if isinstance(row, (tuple, list)) else float(row) for row in getattr(result, name)]
-    return out
 
 
 # ----------------------------------------------------------------------------- stage 3: PPO
