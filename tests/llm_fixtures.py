@@ -13,20 +13,20 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class TinySpec:
-  """A tiny Hugging Face Llama configuration with odd sizes."""
+    """A tiny Hugging Face Llama configuration with odd sizes."""
 
-  name: str
-  hidden_size: int
-  intermediate_size: int
-  num_layers: int
-  num_heads: int
-  num_kv_heads: int
-  head_dim: int
-  rope_theta: float
-  rms_norm_eps: float
-  tie_word_embeddings: bool
-  vocab_size: int = 263
-  max_shard_size: str | None = None  # e.g. "20KB" to get sharded safetensors
+    name: str
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rope_theta: float
+    rms_norm_eps: float
+    tie_word_embeddings: bool
+    vocab_size: int = 263
+    max_shard_size: str | None = None  # e.g. "20KB" to get sharded safetensors
 
 
 # GQA (3 query heads per kv head), head width not dividing the model width, untied, sharded.
@@ -41,74 +41,74 @@ MHA_TIED = TinySpec("mha_tied", hidden_size=42, intermediate_size=67, num_layers
 
 
 def make_hf_model(spec: TinySpec, seed: int = 0):
-  """A random transformers LlamaForCausalLM (float32, eager attention) for `spec`."""
-  import torch
-  import transformers
+    """A random transformers LlamaForCausalLM (float32, eager attention) for `spec`."""
+    import torch
+    import transformers
 
-  torch.manual_seed(seed)
-  hf_config = transformers.LlamaConfig(
-      vocab_size=spec.vocab_size, hidden_size=spec.hidden_size,
-      intermediate_size=spec.intermediate_size, num_hidden_layers=spec.num_layers,
-      num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_kv_heads,
-      head_dim=spec.head_dim, rope_theta=spec.rope_theta, rms_norm_eps=spec.rms_norm_eps,
-      tie_word_embeddings=spec.tie_word_embeddings, max_position_embeddings=128,
-      bos_token_id=1, eos_token_id=2, pad_token_id=0, attn_implementation="eager")
-  model = transformers.LlamaForCausalLM(hf_config).eval().float()
-  # Random norm weights too, so a wrong RMSNorm cast order or a swapped norm shows up.
-  with torch.no_grad():
-    for name, p in model.named_parameters():
-      if "norm" in name:
-        p.copy_(1.0 + 0.2 * torch.randn_like(p))
-  return model
+    torch.manual_seed(seed)
+    hf_config = transformers.LlamaConfig(
+        vocab_size=spec.vocab_size, hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size, num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_kv_heads,
+        head_dim=spec.head_dim, rope_theta=spec.rope_theta, rms_norm_eps=spec.rms_norm_eps,
+        tie_word_embeddings=spec.tie_word_embeddings, max_position_embeddings=128,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, attn_implementation="eager")
+    model = transformers.LlamaForCausalLM(hf_config).eval().float()
+    # Random norm weights too, so a wrong RMSNorm cast order or a swapped norm shows up.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+    return model
 
 
 def save_hf_model(model, directory: str, spec: TinySpec, dtype=None) -> str:
-  import torch
-  os.makedirs(directory, exist_ok=True)
-  if dtype is not None:
-    model = model.to(dtype)
-  kwargs = {"max_shard_size": spec.max_shard_size} if spec.max_shard_size else {}
-  model.save_pretrained(directory, safe_serialization=True, **kwargs)
-  if dtype is not None:
-    model.to(torch.float32)
-  return directory
+    import torch
+    os.makedirs(directory, exist_ok=True)
+    if dtype is not None:
+        model = model.to(dtype)
+    kwargs = {"max_shard_size": spec.max_shard_size} if spec.max_shard_size else {}
+    model.save_pretrained(directory, safe_serialization=True, **kwargs)
+    if dtype is not None:
+        model.to(torch.float32)
+    return directory
 
 
 def hf_state(model) -> dict[str, np.ndarray]:
-  """The model's state dict as float32 numpy arrays (tied lm_head included)."""
-  return {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
+    """The model's state dict as float32 numpy arrays (tied lm_head included)."""
+    return {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
 
 
 def hf_forward(model, ids: np.ndarray, attention_mask=None, position_ids=None):
-  """(logits, hidden_states [L+1, B, T, D]) from transformers, float32 numpy."""
-  import torch
-  with torch.no_grad():
-    out = model(input_ids=torch.as_tensor(ids, dtype=torch.long),
-                attention_mask=None if attention_mask is None else torch.as_tensor(attention_mask),
-                position_ids=None if position_ids is None else torch.as_tensor(position_ids),
-                output_hidden_states=True)
-  return out.logits.numpy(), np.stack([h.numpy() for h in out.hidden_states])
+    """(logits, hidden_states [L+1, B, T, D]) from transformers, float32 numpy."""
+    import torch
+    with torch.no_grad():
+        out = model(input_ids=torch.as_tensor(ids, dtype=torch.long),
+                    attention_mask=None if attention_mask is None else torch.as_tensor(attention_mask),
+                    position_ids=None if position_ids is None else torch.as_tensor(position_ids),
+                    output_hidden_states=True)
+    return out.logits.numpy(), np.stack([h.numpy() for h in out.hidden_states])
 
 
 def rel_err(ours, ref) -> float:
-  """max |ours - ref| / max |ref|."""
-  ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-  return float(np.abs(ours - ref).max() / np.abs(ref).max())
+    """max |ours - ref| / max |ref|."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return float(np.abs(ours - ref).max() / np.abs(ref).max())
 
 
 def byte_level_tokenizer_metadata(vocab_size: int) -> dict:
-  """GGUF tokenizer metadata for a tiny byte-level BPE: 256 bytes, 3 specials, a few merges."""
-  from lago_jax.llm.tokenizer import _bytes_to_unicode
+    """GGUF tokenizer metadata for a tiny byte-level BPE: 256 bytes, 3 specials, a few merges."""
+    from lago_jax.llm.tokenizer import _bytes_to_unicode
 
-  byte_chars = [_bytes_to_unicode()[b] for b in range(256)]
-  specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-  merges = ["Ġ t", "h e", "Ġt he", "Ġ a", "i n", "Ġ b", "r e", "Ġ s", "e d", "Ġ r", "Ġ l", "Ġ c",
-            "o n", "a l", "l l", "e r"][:max(0, vocab_size - 259)]
-  merged = [m.replace(" ", "") for m in merges]
-  tokens = specials + byte_chars + merged
-  n_extra = vocab_size - len(tokens)
-  assert n_extra >= 0, vocab_size
-  tokens += [f"<|unused{i}|>" for i in range(n_extra)]
-  types = [3] * len(specials) + [1] * (len(tokens) - len(specials))
-  return {"model": "gpt2", "pre": "smollm", "tokens": tokens, "token_type": types,
-          "merges": merges, "bos_token_id": 1, "eos_token_id": 2}
+    byte_chars = [_bytes_to_unicode()[b] for b in range(256)]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    merges = ["Ġ t", "h e", "Ġt he", "Ġ a", "i n", "Ġ b", "r e", "Ġ s", "e d", "Ġ r", "Ġ l", "Ġ c",
+              "o n", "a l", "l l", "e r"][:max(0, vocab_size - 259)]
+    merged = [m.replace(" ", "") for m in merges]
+    tokens = specials + byte_chars + merged
+    n_extra = vocab_size - len(tokens)
+    assert n_extra >= 0, vocab_size
+    tokens += [f"<|unused{i}|>" for i in range(n_extra)]
+    types = [3] * len(specials) + [1] * (len(tokens) - len(specials))
+    return {"model": "gpt2", "pre": "smollm", "tokens": tokens, "token_type": types,
+            "merges": merges, "bos_token_id": 1, "eos_token_id": 2}

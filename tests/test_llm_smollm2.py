@@ -29,77 +29,77 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def smollm2():
-  try:
-    path = llm.smollm2_gguf_path()
-  except FileNotFoundError as e:
-    pytest.skip(str(e))
-  config, params, tokenizer = llm.load_pretrained("smollm2-135m")
-  return path, config, params, tokenizer
+    try:
+        path = llm.smollm2_gguf_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    config, params, tokenizer = llm.load_pretrained("smollm2-135m")
+    return path, config, params, tokenizer
 
 
 _forward = jax.jit(llm.forward_ids, static_argnums=0)
 
 
 def test_smollm2_config_and_paris(smollm2):
-  _, config, params, tokenizer = smollm2
-  expected = llm.get_preset("smollm2-135m")
-  for field in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
-                "num_kv_heads", "head_dim", "rope_theta", "tie_word_embeddings"):
-    assert getattr(config, field) == getattr(expected, field), field
-  ids = tokenizer.encode(PROMPT)
-  logits, _, _ = _forward(config, params, jnp.asarray([ids]))
-  assert int(jnp.argmax(logits[0, -1])) == PARIS_ID
+    _, config, params, tokenizer = smollm2
+    expected = llm.get_preset("smollm2-135m")
+    for field in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
+                  "num_kv_heads", "head_dim", "rope_theta", "tie_word_embeddings"):
+        assert getattr(config, field) == getattr(expected, field), field
+    ids = tokenizer.encode(PROMPT)
+    logits, _, _ = _forward(config, params, jnp.asarray([ids]))
+    assert int(jnp.argmax(logits[0, -1])) == PARIS_ID
 
 
 def _perplexity(logits_tv, ids_t):
-  logp = jax.nn.log_softmax(np.asarray(logits_tv, np.float64)[:-1], axis=-1)
-  nll = -np.take_along_axis(np.asarray(logp), np.asarray(ids_t)[1:, None], axis=-1)
-  return float(np.exp(nll.mean())), float(nll.sum()), len(ids_t) - 1
+    logp = jax.nn.log_softmax(np.asarray(logits_tv, np.float64)[:-1], axis=-1)
+    nll = -np.take_along_axis(np.asarray(logp), np.asarray(ids_t)[1:, None], axis=-1)
+    return float(np.exp(nll.mean())), float(nll.sum()), len(ids_t) - 1
 
 
 @pytest.mark.slow
 def test_smollm2_matches_transformers(smollm2):
-  """Logits on PROMPT and SENTENCES match transformers' GGUF reading to rel. error < 2e-5; the
-  same perplexity; identical tokenization; bf16 within BF16_LOGIT_TOLERANCE of fp32."""
-  torch = pytest.importorskip("torch")
-  import transformers
-  path, config, params, tokenizer = smollm2
-  directory, fname = os.path.dirname(path), os.path.basename(path)
-  ref_tok = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=fname)
-  ref = transformers.AutoModelForCausalLM.from_pretrained(
-      directory, gguf_file=fname, dtype=torch.float32, attn_implementation="eager").eval()
+    """Logits on PROMPT and SENTENCES match transformers' GGUF reading to rel. error < 2e-5; the
+    same perplexity; identical tokenization; bf16 within BF16_LOGIT_TOLERANCE of fp32."""
+    torch = pytest.importorskip("torch")
+    import transformers
+    path, config, params, tokenizer = smollm2
+    directory, fname = os.path.dirname(path), os.path.basename(path)
+    ref_tok = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=fname)
+    ref = transformers.AutoModelForCausalLM.from_pretrained(
+        directory, gguf_file=fname, dtype=torch.float32, attn_implementation="eager").eval()
 
-  texts = [PROMPT] + SENTENCES
-  all_ids = [tokenizer.encode(text) for text in texts]
-  for text, ids in zip(texts, all_ids):
-    assert ids == ref_tok.encode(text, add_special_tokens=False), text
-  # One right-padded batch: causal attention keeps the real positions independent of the pads.
-  batch = np.full((len(texts), max(map(len, all_ids))), tokenizer.eos_id, np.int32)
-  for row, ids in enumerate(all_ids):
-    batch[row, :len(ids)] = ids
-  logits_all = np.asarray(_forward(config, params, jnp.asarray(batch))[0])
-  config16 = config.replace(dtype="bfloat16")
-  params16 = llm_model.cast_params(params, jnp.bfloat16)
-  logits16_all = np.asarray(
-      _forward(config16, params16, jnp.asarray(batch))[0].astype(jnp.float32))
-  with torch.no_grad():
-    ref_all = ref(torch.tensor(batch, dtype=torch.long)).logits.numpy()
-  assert int(np.argmax(logits16_all[0, len(all_ids[0]) - 1])) == PARIS_ID
+    texts = [PROMPT] + SENTENCES
+    all_ids = [tokenizer.encode(text) for text in texts]
+    for text, ids in zip(texts, all_ids):
+        assert ids == ref_tok.encode(text, add_special_tokens=False), text
+    # One right-padded batch: causal attention keeps the real positions independent of the pads.
+    batch = np.full((len(texts), max(map(len, all_ids))), tokenizer.eos_id, np.int32)
+    for row, ids in enumerate(all_ids):
+        batch[row, :len(ids)] = ids
+    logits_all = np.asarray(_forward(config, params, jnp.asarray(batch))[0])
+    config16 = config.replace(dtype="bfloat16")
+    params16 = llm_model.cast_params(params, jnp.bfloat16)
+    logits16_all = np.asarray(
+        _forward(config16, params16, jnp.asarray(batch))[0].astype(jnp.float32))
+    with torch.no_grad():
+        ref_all = ref(torch.tensor(batch, dtype=torch.long)).logits.numpy()
+    assert int(np.argmax(logits16_all[0, len(all_ids[0]) - 1])) == PARIS_ID
 
-  ours_nll = ref_nll = count = 0.0
-  for row, (text, ids) in enumerate(zip(texts, all_ids)):
-    n = len(ids)
-    logits, ref_logits, logits16 = logits_all[row, :n], ref_all[row, :n], logits16_all[row, :n]
-    err = rel_err(logits, ref_logits)
-    assert err < 2e-5, (text, err)
-    err16 = rel_err(logits16, logits)
-    assert err16 < llm.BF16_LOGIT_TOLERANCE, (text, err16)
-    if text != PROMPT:
-      ppl, nll, n = _perplexity(logits, ids)
-      ref_ppl, ref_sum, _ = _perplexity(ref_logits, ids)
-      ours_nll, ref_nll, count = ours_nll + nll, ref_nll + ref_sum, count + n
-      print(f"{text!r}: ppl ours {ppl:.4f} transformers {ref_ppl:.4f} (fp32 rel err {err:.2e}, "
-            f"bf16 rel err {err16:.2e})")
-  ppl, ref_ppl = np.exp(ours_nll / count), np.exp(ref_nll / count)
-  print(f"pooled perplexity over {int(count)} tokens: ours {ppl:.4f}, transformers {ref_ppl:.4f}")
-  assert abs(ppl - ref_ppl) / ref_ppl < 1e-4
+    ours_nll = ref_nll = count = 0.0
+    for row, (text, ids) in enumerate(zip(texts, all_ids)):
+        n = len(ids)
+        logits, ref_logits, logits16 = logits_all[row, :n], ref_all[row, :n], logits16_all[row, :n]
+        err = rel_err(logits, ref_logits)
+        assert err < 2e-5, (text, err)
+        err16 = rel_err(logits16, logits)
+        assert err16 < llm.BF16_LOGIT_TOLERANCE, (text, err16)
+        if text != PROMPT:
+            ppl, nll, n = _perplexity(logits, ids)
+            ref_ppl, ref_sum, _ = _perplexity(ref_logits, ids)
+            ours_nll, ref_nll, count = ours_nll + nll, ref_nll + ref_sum, count + n
+            print(f"{text!r}: ppl ours {ppl:.4f} transformers {ref_ppl:.4f} (fp32 rel err {err:.2e}, "
+                  f"bf16 rel err {err16:.2e})")
+    ppl, ref_ppl = np.exp(ours_nll / count), np.exp(ref_nll / count)
+    print(f"pooled perplexity over {int(count)} tokens: ours {ppl:.4f}, transformers {ref_ppl:.4f}")
+    assert abs(ppl - ref_ppl) / ref_ppl < 1e-4

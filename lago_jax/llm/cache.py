@@ -24,68 +24,68 @@ from lago_jax.llm.config import LlamaConfig
 
 @struct.dataclass
 class KVCache:
-  """Per-row cache for generation.
+    """Per-row cache for generation.
 
-  Attributes:
-    k_lbskh: keys, [L, B, S, K, H], rotary already applied.
-    v_lbskh: values, [L, B, S, K, H].
-    key_mask_bs: [B, S] bool, True where a slot holds a real key (written and not padding).
-    index: int32 scalar, the next slot to write (same for every row).
-  """
+    Attributes:
+      k_lbskh: keys, [L, B, S, K, H], rotary already applied.
+      v_lbskh: values, [L, B, S, K, H].
+      key_mask_bs: [B, S] bool, True where a slot holds a real key (written and not padding).
+      index: int32 scalar, the next slot to write (same for every row).
+    """
 
-  k_lbskh: jax.Array
-  v_lbskh: jax.Array
-  key_mask_bs: jax.Array
-  index: jax.Array
+    k_lbskh: jax.Array
+    v_lbskh: jax.Array
+    key_mask_bs: jax.Array
+    index: jax.Array
 
-  @property
-  def capacity(self) -> int:
-    """Number of slots S."""
-    return self.k_lbskh.shape[2]
+    @property
+    def capacity(self) -> int:
+        """Number of slots S."""
+        return self.k_lbskh.shape[2]
 
-  def nbytes(self) -> int:
-    return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(self))
+    def nbytes(self) -> int:
+        return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(self))
 
 
 def init_cache(config: LlamaConfig, batch_size: int, capacity: int, dtype=None) -> KVCache:
-  """An empty KVCache with `capacity` slots per row, in the config's dtype unless given."""
-  dtype = dtype or config.jnp_dtype
-  shape = (config.num_layers, batch_size, capacity, config.num_kv_heads, config.head_dim)
-  return KVCache(
-      k_lbskh=jnp.zeros(shape, dtype),
-      v_lbskh=jnp.zeros(shape, dtype),
-      key_mask_bs=jnp.zeros((batch_size, capacity), bool),
-      index=jnp.zeros((), jnp.int32),
-  )
+    """An empty KVCache with `capacity` slots per row, in the config's dtype unless given."""
+    dtype = dtype or config.jnp_dtype
+    shape = (config.num_layers, batch_size, capacity, config.num_kv_heads, config.head_dim)
+    return KVCache(
+        k_lbskh=jnp.zeros(shape, dtype),
+        v_lbskh=jnp.zeros(shape, dtype),
+        key_mask_bs=jnp.zeros((batch_size, capacity), bool),
+        index=jnp.zeros((), jnp.int32),
+    )
 
 
 @struct.dataclass
 class PrefixCache:
-  """Keys and values of P prefixes, right-padded to a common length S.
+    """Keys and values of P prefixes, right-padded to a common length S.
 
-  Attributes:
-    k_lpskh: keys, [L, P, S, K, H], rotary applied at positions 0 .. length[p] - 1.
-    v_lpskh: values, [L, P, S, K, H].
-    key_mask_ps: [P, S] bool, True for the real tokens of each prefix.
-    length_p: [P] int32, number of real tokens in each prefix; a continuation of prefix p
-      starts at rotary position length_p[p].
-  """
+    Attributes:
+      k_lpskh: keys, [L, P, S, K, H], rotary applied at positions 0 .. length[p] - 1.
+      v_lpskh: values, [L, P, S, K, H].
+      key_mask_ps: [P, S] bool, True for the real tokens of each prefix.
+      length_p: [P] int32, number of real tokens in each prefix; a continuation of prefix p
+        starts at rotary position length_p[p].
+    """
 
-  k_lpskh: jax.Array
-  v_lpskh: jax.Array
-  key_mask_ps: jax.Array
-  length_p: jax.Array
+    k_lpskh: jax.Array
+    v_lpskh: jax.Array
+    key_mask_ps: jax.Array
+    length_p: jax.Array
 
-  @property
-  def num_prefixes(self) -> int:
-    return self.k_lpskh.shape[1]
+    @property
+    def num_prefixes(self) -> int:
+        return self.k_lpskh.shape[1]
 
-  def nbytes(self) -> int:
-    return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(self))
+    def nbytes(self) -> int:
+        return sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(self))
 
-  def check(self, config: LlamaConfig) -> None:
-    """Asserts the shapes agree with `config`."""
-    num_p, num_s = self.key_mask_ps.shape
-    chex.assert_shape([self.k_lpskh, self.v_lpskh],
-                      (config.num_layers, num_p, num_s, config.num_kv_heads, config.head_dim))
-    chex.assert_shape(self.length_p, (num_p,))
+    def check(self, config: LlamaConfig) -> None:
+        """Asserts the shapes agree with `config`."""
+        num_p, num_s = self.key_mask_ps.shape
+        chex.assert_shape([self.k_lpskh, self.v_lpskh],
+                          (config.num_layers, num_p, num_s, config.num_kv_heads, config.head_dim))
+        chex.assert_shape(self.length_p, (num_p,))

@@ -23,34 +23,34 @@ from lago_jax.llm.model import Params, param_shapes
 
 @dataclasses.dataclass(frozen=True)
 class KeyRule:
-  """One row of a key table."""
+    """One row of a key table."""
 
-  pattern: str
-  """Regex matched against the full checkpoint tensor name; group 1 is the layer index."""
-  param: str
-  """Target: a top-level key ("embed", "final_norm", "lm_head") or "layers/<name>"."""
-  shape: Callable[[LlamaConfig], tuple[int, ...]]
-  """Shape the checkpoint tensor must have (after undoing any storage-order reversal)."""
-  transform: Callable[[np.ndarray, LlamaConfig], np.ndarray]
-  """Checkpoint layout -> parameter layout (one layer's slice for layer parameters)."""
+    pattern: str
+    """Regex matched against the full checkpoint tensor name; group 1 is the layer index."""
+    param: str
+    """Target: a top-level key ("embed", "final_norm", "lm_head") or "layers/<name>"."""
+    shape: Callable[[LlamaConfig], tuple[int, ...]]
+    """Shape the checkpoint tensor must have (after undoing any storage-order reversal)."""
+    transform: Callable[[np.ndarray, LlamaConfig], np.ndarray]
+    """Checkpoint layout -> parameter layout (one layer's slice for layer parameters)."""
 
 
 def _identity(w, c):
-  return w
+    return w
 
 
 def _linear_to_dnh(heads: Callable[[LlamaConfig], int]):
-  """torch Linear weight [heads*H, D] -> [D, heads, H]."""
-  return lambda w, c: w.T.reshape(c.hidden_size, heads(c), c.head_dim)
+    """torch Linear weight [heads*H, D] -> [D, heads, H]."""
+    return lambda w, c: w.T.reshape(c.hidden_size, heads(c), c.head_dim)
 
 
 def _o_to_nhd(w, c):
-  """o_proj weight [D, N*H] -> [N, H, D]."""
-  return w.T.reshape(c.num_heads, c.head_dim, c.hidden_size)
+    """o_proj weight [D, N*H] -> [N, H, D]."""
+    return w.T.reshape(c.num_heads, c.head_dim, c.hidden_size)
 
 
 def _transpose(w, c):
-  return w.T
+    return w.T
 
 
 _d = lambda c: (c.hidden_size,)
@@ -93,78 +93,77 @@ HF_IGNORED = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", r"model\.r
 def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray]],
                     table: Sequence[KeyRule], ignored: Sequence[str] = (),
                     source: str = "checkpoint", dtype=None) -> Params:
-  """Fills the params pytree from (name, array) pairs according to `table`.
+    """Fills the params pytree from (name, array) pairs according to `table`.
 
-  Raises ValueError naming the tensor on an unexpected name, a wrong shape, a layer index out of
-  range, or a missing tensor. When the config ties embeddings a stored lm_head is skipped.
-  Returns jax arrays in `dtype` (default the config's).
-  """
-  dtype = dtype or config.jnp_dtype
-  shapes = param_shapes(config)
-  compiled = [(re.compile(rule.pattern), rule) for rule in table]
-  ignored_re = [re.compile(p) for p in ignored]
-  top: dict[str, np.ndarray] = {}
-  layers: dict[str, np.ndarray] = {}
-  filled: dict[str, set[int]] = {}
-  for name, array in tensors:
-    for regex, rule in compiled:
-      match = regex.fullmatch(name)
-      if match:
-        break
-    else:
-      if any(r.fullmatch(name) for r in ignored_re):
-        continue
-      raise ValueError(f"{source}: unexpected tensor {name!r} (shape {tuple(array.shape)}); "
-                       "not part of a Llama model")
-    if rule.param == "lm_head" and config.tie_word_embeddings:
-      continue
-    expected = tuple(rule.shape(config))
-    if tuple(array.shape) != expected:
-      raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, expected "
-                       f"{expected} for this config")
-    value = np.asarray(rule.transform(np.asarray(array, np.float32), config))
-    if rule.param.startswith("layers/"):
-      key = rule.param.split("/", 1)[1]
-      layer = int(match.group(1))
-      if not 0 <= layer < config.num_layers:
-        raise ValueError(f"{source}: tensor {name!r} names layer {layer}, but the config has "
-                         f"{config.num_layers} layers")
-      if key not in layers:
-        layers[key] = np.zeros(shapes["layers"][key], np.float32)
-      layers[key][layer] = value
-      filled.setdefault(key, set()).add(layer)
-    else:
-      top[rule.param] = value
-  missing = [k for k in shapes if k != "layers" and k not in top]
-  for key in shapes["layers"]:
-    absent = sorted(set(range(config.num_layers)) - filled.get(key, set()))
-    if absent:
-      missing.append(f"layers/{key} (layers {absent})")
-  if missing:
-    raise ValueError(f"{source}: missing tensors for {missing}")
-  params = {k: jnp.asarray(v, dtype) for k, v in top.items()}
-  params["layers"] = {k: jnp.asarray(v, dtype) for k, v in layers.items()}
-  return params
+    Raises ValueError naming the tensor on an unexpected name, a wrong shape, a layer index out of
+    range, or a missing tensor. When the config ties embeddings a stored lm_head is skipped.
+    Returns jax arrays in `dtype` (default the config's).
+    """
+    dtype = dtype or config.jnp_dtype
+    shapes = param_shapes(config)
+    compiled = [(re.compile(rule.pattern), rule) for rule in table]
+    ignored_re = [re.compile(p) for p in ignored]
+    top: dict[str, np.ndarray] = {}
+    layers: dict[str, np.ndarray] = {}
+    filled: dict[str, set[int]] = {}
+    for name, array in tensors:
+        for regex, rule in compiled:
+            match = regex.fullmatch(name)
+            if match:
+                break
+        else:
+            if any(r.fullmatch(name) for r in ignored_re):
+                continue
+            raise ValueError(f"{source}: unexpected tensor {name!r} (shape {tuple(array.shape)}); "
+                             "not part of a Llama model")
+        if rule.param == "lm_head" and config.tie_word_embeddings:
+            continue
+        expected = tuple(rule.shape(config))
+        if tuple(array.shape) != expected:
+            raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, expected "
+                             f"{expected} for this config")
+        value = np.asarray(rule.transform(np.asarray(array, np.float32), config))
+        if rule.param.startswith("layers/"):
+            key = rule.param.split("/", 1)[1]
+            layer = int(match.group(1))
+            if not 0 <= layer < config.num_layers:
+                raise ValueError(f"{source}: tensor {name!r} names layer {layer}, but the config has "
+                                 f"{config.num_layers} layers")
+            if key not in layers:
+                layers[key] = np.zeros(shapes["layers"][key], np.float32)
+            layers[key][layer] = value
+            filled.setdefault(key, set()).add(layer)
+        else:
+            top[rule.param] = value
+    missing = [k for k in shapes if k != "layers" and k not in top]
+    for key in shapes["layers"]:
+        absent = sorted(set(range(config.num_layers)) - filled.get(key, set()))
+        if absent:
+            missing.append(f"layers/{key} (layers {absent})")
+    if missing:
+        raise ValueError(f"{source}: missing tensors for {missing}")
+    params = {k: jnp.asarray(v, dtype) for k, v in top.items()}
+    params["layers"] = {k: jnp.asarray(v, dtype) for k, v in layers.items()}
+    return params
 
 
 def params_to_hf_tensors(config: LlamaConfig, params: Params) -> dict[str, np.ndarray]:
-  """The inverse of the HF table: params -> HF state-dict names and layouts (float32 numpy)."""
-  c = config
-  p = {k: np.asarray(v, np.float32) for k, v in params.items() if k != "layers"}
-  lp = {k: np.asarray(v, np.float32) for k, v in params["layers"].items()}
-  out = {"model.embed_tokens.weight": p["embed"], "model.norm.weight": p["final_norm"]}
-  if not c.tie_word_embeddings:
-    out["lm_head.weight"] = p["lm_head"].T
-  for i in range(c.num_layers):
-    pre = f"model.layers.{i}."
-    out[pre + "input_layernorm.weight"] = lp["input_norm"][i]
-    out[pre + "post_attention_layernorm.weight"] = lp["post_attn_norm"][i]
-    out[pre + "self_attn.q_proj.weight"] = lp["q_proj"][i].reshape(c.hidden_size, -1).T
-    out[pre + "self_attn.k_proj.weight"] = lp["k_proj"][i].reshape(c.hidden_size, -1).T
-    out[pre + "self_attn.v_proj.weight"] = lp["v_proj"][i].reshape(c.hidden_size, -1).T
-    out[pre + "self_attn.o_proj.weight"] = lp["o_proj"][i].reshape(-1, c.hidden_size).T
-    out[pre + "mlp.gate_proj.weight"] = lp["gate_proj"][i].T
-    out[pre + "mlp.up_proj.weight"] = lp["up_proj"][i].T
-    out[pre + "mlp.down_proj.weight"] = lp["down_proj"][i].T
-  return {k: np.ascontiguousarray(v) for k, v in out.items()}
-
+    """The inverse of the HF table: params -> HF state-dict names and layouts (float32 numpy)."""
+    c = config
+    p = {k: np.asarray(v, np.float32) for k, v in params.items() if k != "layers"}
+    lp = {k: np.asarray(v, np.float32) for k, v in params["layers"].items()}
+    out = {"model.embed_tokens.weight": p["embed"], "model.norm.weight": p["final_norm"]}
+    if not c.tie_word_embeddings:
+        out["lm_head.weight"] = p["lm_head"].T
+    for i in range(c.num_layers):
+        pre = f"model.layers.{i}."
+        out[pre + "input_layernorm.weight"] = lp["input_norm"][i]
+        out[pre + "post_attention_layernorm.weight"] = lp["post_attn_norm"][i]
+        out[pre + "self_attn.q_proj.weight"] = lp["q_proj"][i].reshape(c.hidden_size, -1).T
+        out[pre + "self_attn.k_proj.weight"] = lp["k_proj"][i].reshape(c.hidden_size, -1).T
+        out[pre + "self_attn.v_proj.weight"] = lp["v_proj"][i].reshape(c.hidden_size, -1).T
+        out[pre + "self_attn.o_proj.weight"] = lp["o_proj"][i].reshape(-1, c.hidden_size).T
+        out[pre + "mlp.gate_proj.weight"] = lp["gate_proj"][i].T
+        out[pre + "mlp.up_proj.weight"] = lp["up_proj"][i].T
+        out[pre + "mlp.down_proj.weight"] = lp["down_proj"][i].T
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}

@@ -23,39 +23,39 @@ from lago_jax.llm.model import Params
 
 
 def _gguf():
-  import gguf  # pylint: disable=import-outside-toplevel
-  return gguf
+    import gguf  # pylint: disable=import-outside-toplevel
+    return gguf
 
 
 # ----------------------------------------------------------------------------- q/k row order
 
 
 def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
-  """llama.cpp's converter permutation of q/k rows: half-split -> interleaved rotary pairs.
+    """llama.cpp's converter permutation of q/k rows: half-split -> interleaved rotary pairs.
 
-  w: [n_head * H, ...]. Within each head, row i of the first half and row i of the second half
-  become adjacent rows 2i, 2i + 1.
-  """
-  rows = w.shape[0]
-  return (w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:])
-          .swapaxes(1, 2).reshape(w.shape))
+    w: [n_head * H, ...]. Within each head, row i of the first half and row i of the second half
+    become adjacent rows 2i, 2i + 1.
+    """
+    rows = w.shape[0]
+    return (w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:])
+            .swapaxes(1, 2).reshape(w.shape))
 
 
 def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
-  """Inverse of `permute_qk`: interleaved rotary pairs -> half-split rows."""
-  rows = w.shape[0]
-  return (w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
-          .swapaxes(1, 2).reshape(w.shape))
+    """Inverse of `permute_qk`: interleaved rotary pairs -> half-split rows."""
+    rows = w.shape[0]
+    return (w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
+            .swapaxes(1, 2).reshape(w.shape))
 
 
 # ----------------------------------------------------------------------------- key table
 
 
 def _with(rule: KeyRule, pattern: str, pre=None) -> KeyRule:
-  transform = rule.transform
-  if pre is not None:
-    transform = lambda w, c, t=rule.transform: t(pre(w, c), c)
-  return KeyRule(pattern, rule.param, rule.shape, transform)
+    transform = rule.transform
+    if pre is not None:
+        transform = lambda w, c, t=rule.transform: t(pre(w, c), c)
+    return KeyRule(pattern, rule.param, rule.shape, transform)
 
 
 _HF = {r.param: r for r in HF_KEY_TABLE}
@@ -99,51 +99,51 @@ _HF_TO_GGUF = {
 
 
 def _reader(path: str):
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"GGUF file not found: {path!r} (expected a llama.cpp .gguf file)")
-  return _gguf().GGUFReader(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"GGUF file not found: {path!r} (expected a llama.cpp .gguf file)")
+    return _gguf().GGUFReader(path)
 
 
 def read_metadata(path_or_reader: Any) -> dict[str, Any]:
-  """All key/value metadata of a GGUF file, decoded to Python values (strings, numbers, lists)."""
-  reader = _reader(path_or_reader) if isinstance(path_or_reader, str) else path_or_reader
-  meta = {}
-  for key, field in reader.fields.items():
-    if key.startswith("GGUF."):
-      continue
-    value = field.contents()
-    if isinstance(value, np.generic):
-      value = value.item()
-    meta[key] = value
-  return meta
+    """All key/value metadata of a GGUF file, decoded to Python values (strings, numbers, lists)."""
+    reader = _reader(path_or_reader) if isinstance(path_or_reader, str) else path_or_reader
+    meta = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        value = field.contents()
+        if isinstance(value, np.generic):
+            value = value.item()
+        meta[key] = value
+    return meta
 
 
 def _dequantized_tensors(reader) -> Iterator[tuple[str, np.ndarray]]:
-  """(name, float32 array in numpy order) for every tensor in the file."""
-  dequantize = _gguf().quants.dequantize
-  for tensor in reader.tensors:
-    shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))  # GGUF dims are reversed
-    array = dequantize(tensor.data, tensor.tensor_type)
-    yield tensor.name, np.asarray(array, np.float32).reshape(shape)
+    """(name, float32 array in numpy order) for every tensor in the file."""
+    dequantize = _gguf().quants.dequantize
+    for tensor in reader.tensors:
+        shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))  # GGUF dims are reversed
+        array = dequantize(tensor.data, tensor.tensor_type)
+        yield tensor.name, np.asarray(array, np.float32).reshape(shape)
 
 
 def load_gguf(path: str, dtype: Any = None) -> tuple[LlamaConfig, Params, dict[str, Any]]:
-  """Reads a Llama GGUF file -> (config, params, metadata).
+    """Reads a Llama GGUF file -> (config, params, metadata).
 
-  Raises FileNotFoundError for a missing file, ValueError for a non-Llama architecture or a
-  tensor whose shape disagrees with the metadata (naming the tensor, expected and found shape).
-  """
-  reader = _reader(path)
-  meta = read_metadata(reader)
-  names = {t.name for t in reader.tensors}
-  config = LlamaConfig.from_gguf_metadata(meta, tie_word_embeddings="output.weight" not in names,
-                                          dtype=dtype or "float32")
-  if int(meta.get("llama.rope.dimension_count", config.head_dim)) != config.head_dim:
-    raise ValueError(f"{path}: partial rotary (llama.rope.dimension_count="
-                     f"{meta['llama.rope.dimension_count']}, head_dim={config.head_dim}) is not "
-                     "supported")
-  params = assemble_params(config, _dequantized_tensors(reader), GGUF_KEY_TABLE, source=path)
-  return config, params, meta
+    Raises FileNotFoundError for a missing file, ValueError for a non-Llama architecture or a
+    tensor whose shape disagrees with the metadata (naming the tensor, expected and found shape).
+    """
+    reader = _reader(path)
+    meta = read_metadata(reader)
+    names = {t.name for t in reader.tensors}
+    config = LlamaConfig.from_gguf_metadata(meta, tie_word_embeddings="output.weight" not in names,
+                                            dtype=dtype or "float32")
+    if int(meta.get("llama.rope.dimension_count", config.head_dim)) != config.head_dim:
+        raise ValueError(f"{path}: partial rotary (llama.rope.dimension_count="
+                         f"{meta['llama.rope.dimension_count']}, head_dim={config.head_dim}) is not "
+                         "supported")
+    params = assemble_params(config, _dequantized_tensors(reader), GGUF_KEY_TABLE, source=path)
+    return config, params, meta
 
 
 # ----------------------------------------------------------------------------- writing
@@ -152,61 +152,61 @@ def load_gguf(path: str, dtype: Any = None) -> tuple[LlamaConfig, Params, dict[s
 def write_gguf(path: str, config: LlamaConfig, hf_tensors: Optional[dict[str, np.ndarray]] = None,
                params: Optional[Params] = None,
                tokenizer_metadata: Optional[dict[str, Any]] = None) -> None:
-  """Writes a float32 Llama GGUF file the way llama.cpp's converter lays it out.
+    """Writes a float32 Llama GGUF file the way llama.cpp's converter lays it out.
 
-  Give either Hugging Face-named tensors ([out, in] layout) or our params. q/k rows are permuted
-  with `permute_qk`, names are mapped to llama.cpp's, and the writer stores dims reversed.
-  tokenizer_metadata: optional {"tokens": [...], "merges": [...], "token_type": [...],
-  "bos_token_id": int, "eos_token_id": int, "model": "gpt2", "pre": str}.
-  """
-  gguf = _gguf()
-  if hf_tensors is None:
-    hf_tensors = params_to_hf_tensors(config, params)
-  writer = gguf.GGUFWriter(path, "llama")
-  writer.add_name("lago-jax-llama")
-  writer.add_context_length(config.max_position_embeddings)
-  writer.add_embedding_length(config.hidden_size)
-  writer.add_block_count(config.num_layers)
-  writer.add_feed_forward_length(config.intermediate_size)
-  writer.add_head_count(config.num_heads)
-  writer.add_head_count_kv(config.num_kv_heads)
-  writer.add_key_length(config.head_dim)
-  writer.add_value_length(config.head_dim)
-  writer.add_rope_dimension_count(config.head_dim)
-  writer.add_rope_freq_base(config.rope_theta)
-  writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-  writer.add_vocab_size(config.vocab_size)
-  writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-  if tokenizer_metadata:
-    tm = tokenizer_metadata
-    writer.add_tokenizer_model(tm.get("model", "gpt2"))
-    if "pre" in tm:
-      writer.add_tokenizer_pre(tm["pre"])
-    writer.add_token_list(tm["tokens"])
-    if "token_type" in tm:
-      writer.add_token_types(tm["token_type"])
-    if "merges" in tm:
-      writer.add_token_merges(tm["merges"])
-    if "bos_token_id" in tm:
-      writer.add_bos_token_id(tm["bos_token_id"])
-    if "eos_token_id" in tm:
-      writer.add_eos_token_id(tm["eos_token_id"])
-    writer.add_add_bos_token(bool(tm.get("add_bos_token", False)))
-  for name, w in hf_tensors.items():
-    if name == "lm_head.weight" and config.tie_word_embeddings:
-      continue
-    w = np.ascontiguousarray(np.asarray(w, np.float32))
-    if name.startswith("model.layers."):
-      layer, rest = name[len("model.layers."):].split(".", 1)
-      if rest == "self_attn.q_proj.weight":
-        w = permute_qk(w, config.num_heads)
-      elif rest == "self_attn.k_proj.weight":
-        w = permute_qk(w, config.num_kv_heads)
-      gguf_name = f"blk.{layer}.{_HF_TO_GGUF[rest]}"
-    else:
-      gguf_name = _HF_TO_GGUF[name]
-    writer.add_tensor(gguf_name, np.ascontiguousarray(w))
-  writer.write_header_to_file()
-  writer.write_kv_data_to_file()
-  writer.write_tensors_to_file()
-  writer.close()
+    Give either Hugging Face-named tensors ([out, in] layout) or our params. q/k rows are permuted
+    with `permute_qk`, names are mapped to llama.cpp's, and the writer stores dims reversed.
+    tokenizer_metadata: optional {"tokens": [...], "merges": [...], "token_type": [...],
+    "bos_token_id": int, "eos_token_id": int, "model": "gpt2", "pre": str}.
+    """
+    gguf = _gguf()
+    if hf_tensors is None:
+        hf_tensors = params_to_hf_tensors(config, params)
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_name("lago-jax-llama")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_heads)
+    writer.add_head_count_kv(config.num_kv_heads)
+    writer.add_key_length(config.head_dim)
+    writer.add_value_length(config.head_dim)
+    writer.add_rope_dimension_count(config.head_dim)
+    writer.add_rope_freq_base(config.rope_theta)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    if tokenizer_metadata:
+        tm = tokenizer_metadata
+        writer.add_tokenizer_model(tm.get("model", "gpt2"))
+        if "pre" in tm:
+            writer.add_tokenizer_pre(tm["pre"])
+        writer.add_token_list(tm["tokens"])
+        if "token_type" in tm:
+            writer.add_token_types(tm["token_type"])
+        if "merges" in tm:
+            writer.add_token_merges(tm["merges"])
+        if "bos_token_id" in tm:
+            writer.add_bos_token_id(tm["bos_token_id"])
+        if "eos_token_id" in tm:
+            writer.add_eos_token_id(tm["eos_token_id"])
+        writer.add_add_bos_token(bool(tm.get("add_bos_token", False)))
+    for name, w in hf_tensors.items():
+        if name == "lm_head.weight" and config.tie_word_embeddings:
+            continue
+        w = np.ascontiguousarray(np.asarray(w, np.float32))
+        if name.startswith("model.layers."):
+            layer, rest = name[len("model.layers."):].split(".", 1)
+            if rest == "self_attn.q_proj.weight":
+                w = permute_qk(w, config.num_heads)
+            elif rest == "self_attn.k_proj.weight":
+                w = permute_qk(w, config.num_kv_heads)
+            gguf_name = f"blk.{layer}.{_HF_TO_GGUF[rest]}"
+        else:
+            gguf_name = _HF_TO_GGUF[name]
+        writer.add_tensor(gguf_name, np.ascontiguousarray(w))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

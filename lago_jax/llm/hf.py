@@ -24,77 +24,77 @@ _RAW_DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32}
 
 
 def read_hf_config(directory: str) -> dict[str, Any]:
-  path = os.path.join(directory, "config.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no config.json in {directory!r} (expected a Hugging Face "
-                            "checkpoint directory with config.json and *.safetensors)")
-  with open(path) as f:
-    return json.load(f)
+    path = os.path.join(directory, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no config.json in {directory!r} (expected a Hugging Face "
+                                "checkpoint directory with config.json and *.safetensors)")
+    with open(path) as f:
+        return json.load(f)
 
 
 def safetensors_files(directory: str) -> list[str]:
-  """The weight files of a checkpoint: from model.safetensors.index.json if present."""
-  index = os.path.join(directory, "model.safetensors.index.json")
-  if os.path.isfile(index):
-    with open(index) as f:
-      weight_map = json.load(f)["weight_map"]
-    files = sorted(set(weight_map.values()))
-    root = os.path.realpath(directory)
-    for name in files:
-      target = os.path.realpath(os.path.join(directory, name))
-      if os.path.isabs(name) or os.path.commonpath([root, target]) != root:
-        raise ValueError(f"{index} lists shard {name!r}, which lies outside the model directory "
-                         f"{directory!r}; shard names must be files inside it")
-      if not os.path.isfile(os.path.join(directory, name)):
-        raise FileNotFoundError(f"{index} lists shard {name!r}, which is missing from "
-                                f"{directory!r}")
-    return [os.path.join(directory, n) for n in files]
-  single = os.path.join(directory, "model.safetensors")
-  if os.path.isfile(single):
-    return [single]
-  found = sorted(n for n in os.listdir(directory) if n.endswith(".safetensors"))
-  if not found:
-    raise FileNotFoundError(f"no *.safetensors weights in {directory!r} (expected "
-                            "model.safetensors or shards listed in model.safetensors.index.json)")
-  return [os.path.join(directory, n) for n in found]
+    """The weight files of a checkpoint: from model.safetensors.index.json if present."""
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+        files = sorted(set(weight_map.values()))
+        root = os.path.realpath(directory)
+        for name in files:
+            target = os.path.realpath(os.path.join(directory, name))
+            if os.path.isabs(name) or os.path.commonpath([root, target]) != root:
+                raise ValueError(f"{index} lists shard {name!r}, which lies outside the model directory "
+                                 f"{directory!r}; shard names must be files inside it")
+            if not os.path.isfile(os.path.join(directory, name)):
+                raise FileNotFoundError(f"{index} lists shard {name!r}, which is missing from "
+                                        f"{directory!r}")
+        return [os.path.join(directory, n) for n in files]
+    single = os.path.join(directory, "model.safetensors")
+    if os.path.isfile(single):
+        return [single]
+    found = sorted(n for n in os.listdir(directory) if n.endswith(".safetensors"))
+    if not found:
+        raise FileNotFoundError(f"no *.safetensors weights in {directory!r} (expected "
+                                "model.safetensors or shards listed in model.safetensors.index.json)")
+    return [os.path.join(directory, n) for n in found]
 
 
 def _raw_tensor(path: str, name: str) -> np.ndarray:
-  """Reads one tensor from the raw safetensors layout (8-byte header size, JSON, bytes)."""
-  with open(path, "rb") as f:
-    (header_size,) = struct.unpack("<Q", f.read(8))
-    header = json.loads(f.read(header_size))
-    info = header[name]
-    if info["dtype"] not in _RAW_DTYPES:
-      raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-    start, end = info["data_offsets"]
-    f.seek(8 + header_size + start)
-    data = f.read(end - start)
-  return np.frombuffer(data, _RAW_DTYPES[info["dtype"]]).reshape(info["shape"])
+    """Reads one tensor from the raw safetensors layout (8-byte header size, JSON, bytes)."""
+    with open(path, "rb") as f:
+        (header_size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_size))
+        info = header[name]
+        if info["dtype"] not in _RAW_DTYPES:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        start, end = info["data_offsets"]
+        f.seek(8 + header_size + start)
+        data = f.read(end - start)
+    return np.frombuffer(data, _RAW_DTYPES[info["dtype"]]).reshape(info["shape"])
 
 
 def iter_safetensors(paths: list[str]) -> Iterator[tuple[str, np.ndarray]]:
-  """(name, float32 numpy array) for every tensor in the files."""
-  from safetensors import safe_open  # pylint: disable=import-outside-toplevel
-  for path in paths:
-    with safe_open(path, framework="np") as f:
-      for name in f.keys():
-        try:
-          array = f.get_tensor(name)
-        except TypeError:  # bfloat16: not a numpy dtype
-          array = _raw_tensor(path, name)
-        yield name, np.asarray(array, np.float32)
+    """(name, float32 numpy array) for every tensor in the files."""
+    from safetensors import safe_open  # pylint: disable=import-outside-toplevel
+    for path in paths:
+        with safe_open(path, framework="np") as f:
+            for name in f.keys():
+                try:
+                    array = f.get_tensor(name)
+                except TypeError:  # bfloat16: not a numpy dtype
+                    array = _raw_tensor(path, name)
+                yield name, np.asarray(array, np.float32)
 
 
 def load_hf_dir(directory: str, dtype: Any = None) -> tuple[LlamaConfig, Params]:
-  """Reads a local Hugging Face Llama checkpoint directory -> (config, params).
+    """Reads a local Hugging Face Llama checkpoint directory -> (config, params).
 
-  dtype: parameter dtype; default float32 (bf16 checkpoints are upcast unless dtype="bfloat16").
-  """
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f"checkpoint directory not found: {directory!r} (expected a Hugging "
-                            "Face directory with config.json and *.safetensors)")
-  config = LlamaConfig.from_hf_config(read_hf_config(directory), dtype=dtype or "float32")
-  params = assemble_params(config, iter_safetensors(safetensors_files(directory)), HF_KEY_TABLE,
-                           ignored=HF_IGNORED, source=directory)
-  return config, params
+    dtype: parameter dtype; default float32 (bf16 checkpoints are upcast unless dtype="bfloat16").
+    """
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"checkpoint directory not found: {directory!r} (expected a Hugging "
+                                "Face directory with config.json and *.safetensors)")
+    config = LlamaConfig.from_hf_config(read_hf_config(directory), dtype=dtype or "float32")
+    params = assemble_params(config, iter_safetensors(safetensors_files(directory)), HF_KEY_TABLE,
+                             ignored=HF_IGNORED, source=directory)
+    return config, params

@@ -57,118 +57,118 @@ SmolLM2 was slower on CPU as well as 18x slower to compile (benchmarks/RESULTS_l
 
 
 def param_shapes(config: LlamaConfig) -> Params:
-  """Nested dict of the parameter shapes (tuples) for `config`."""
-  d, f, v, n_layers = (config.hidden_size, config.intermediate_size, config.vocab_size,
-                       config.num_layers)
-  n, k, h = config.num_heads, config.num_kv_heads, config.head_dim
-  shapes = {
-      "embed": (v, d),
-      "layers": {
-          "input_norm": (n_layers, d),
-          "q_proj": (n_layers, d, n, h),
-          "k_proj": (n_layers, d, k, h),
-          "v_proj": (n_layers, d, k, h),
-          "o_proj": (n_layers, n, h, d),
-          "post_attn_norm": (n_layers, d),
-          "gate_proj": (n_layers, d, f),
-          "up_proj": (n_layers, d, f),
-          "down_proj": (n_layers, f, d),
-      },
-      "final_norm": (d,),
-  }
-  if not config.tie_word_embeddings:
-    shapes["lm_head"] = (d, v)
-  return shapes
+    """Nested dict of the parameter shapes (tuples) for `config`."""
+    d, f, v, n_layers = (config.hidden_size, config.intermediate_size, config.vocab_size,
+                         config.num_layers)
+    n, k, h = config.num_heads, config.num_kv_heads, config.head_dim
+    shapes = {
+        "embed": (v, d),
+        "layers": {
+            "input_norm": (n_layers, d),
+            "q_proj": (n_layers, d, n, h),
+            "k_proj": (n_layers, d, k, h),
+            "v_proj": (n_layers, d, k, h),
+            "o_proj": (n_layers, n, h, d),
+            "post_attn_norm": (n_layers, d),
+            "gate_proj": (n_layers, d, f),
+            "up_proj": (n_layers, d, f),
+            "down_proj": (n_layers, f, d),
+        },
+        "final_norm": (d,),
+    }
+    if not config.tie_word_embeddings:
+        shapes["lm_head"] = (d, v)
+    return shapes
 
 
 def init_params(config: LlamaConfig, key: jax.Array) -> Params:
-  """Random weights: normal(0, initializer_range) matrices, unit norm weights, in config dtype."""
-  shapes = param_shapes(config)
-  flat, treedef = jax.tree.flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
-  keys = jax.random.split(key, len(flat))
-  leaves = []
-  for (path, shape), leaf_key in zip(flat, keys):
-    name = path[-1].key
-    if name.endswith("norm"):
-      leaves.append(jnp.ones(shape, config.jnp_dtype))
-    else:
-      w = config.initializer_range * jax.random.normal(leaf_key, shape, jnp.float32)
-      leaves.append(w.astype(config.jnp_dtype))
-  return jax.tree.unflatten(treedef, leaves)
+    """Random weights: normal(0, initializer_range) matrices, unit norm weights, in config dtype."""
+    shapes = param_shapes(config)
+    flat, treedef = jax.tree.flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
+    keys = jax.random.split(key, len(flat))
+    leaves = []
+    for (path, shape), leaf_key in zip(flat, keys):
+        name = path[-1].key
+        if name.endswith("norm"):
+            leaves.append(jnp.ones(shape, config.jnp_dtype))
+        else:
+            w = config.initializer_range * jax.random.normal(leaf_key, shape, jnp.float32)
+            leaves.append(w.astype(config.jnp_dtype))
+    return jax.tree.unflatten(treedef, leaves)
 
 
 def check_params(config: LlamaConfig, params: Params) -> None:
-  """Raises ValueError naming the first parameter whose shape disagrees with `config`."""
-  expected = param_shapes(config)
-  exp_flat = dict(jax.tree.flatten_with_path(expected, is_leaf=lambda x: isinstance(x, tuple))[0])
-  got_flat = dict(jax.tree.flatten_with_path(params)[0])
-  names = lambda d: {jax.tree_util.keystr(p) for p in d}
-  if names(exp_flat) != names(got_flat):
-    raise ValueError(f"params keys {sorted(names(got_flat))} differ from the expected "
-                     f"{sorted(names(exp_flat))}")
-  for path, shape in exp_flat.items():
-    if tuple(got_flat[path].shape) != tuple(shape):
-      raise ValueError(f"param {jax.tree_util.keystr(path)}: expected shape {tuple(shape)}, "
-                       f"found {tuple(got_flat[path].shape)}")
+    """Raises ValueError naming the first parameter whose shape disagrees with `config`."""
+    expected = param_shapes(config)
+    exp_flat = dict(jax.tree.flatten_with_path(expected, is_leaf=lambda x: isinstance(x, tuple))[0])
+    got_flat = dict(jax.tree.flatten_with_path(params)[0])
+    names = lambda d: {jax.tree_util.keystr(p) for p in d}
+    if names(exp_flat) != names(got_flat):
+        raise ValueError(f"params keys {sorted(names(got_flat))} differ from the expected "
+                         f"{sorted(names(exp_flat))}")
+    for path, shape in exp_flat.items():
+        if tuple(got_flat[path].shape) != tuple(shape):
+            raise ValueError(f"param {jax.tree_util.keystr(path)}: expected shape {tuple(shape)}, "
+                             f"found {tuple(got_flat[path].shape)}")
 
 
 def cast_params(params: Params, dtype) -> Params:
-  return jax.tree.map(lambda x: x.astype(dtype), params)
+    return jax.tree.map(lambda x: x.astype(dtype), params)
 
 
 # ----------------------------------------------------------------------------- building blocks
 
 
 def rms_norm(x_btd: jax.Array, weight_d: jax.Array, eps: float) -> jax.Array:
-  """RMSNorm in Hugging Face's cast order: normalize in fp32, cast back, times weight."""
-  x32 = x_btd.astype(jnp.float32)
-  var = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
-  normed = (x32 * jax.lax.rsqrt(var + eps)).astype(x_btd.dtype)
-  return weight_d.astype(x_btd.dtype) * normed
+    """RMSNorm in Hugging Face's cast order: normalize in fp32, cast back, times weight."""
+    x32 = x_btd.astype(jnp.float32)
+    var = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
+    normed = (x32 * jax.lax.rsqrt(var + eps)).astype(x_btd.dtype)
+    return weight_d.astype(x_btd.dtype) * normed
 
 
 def rope_cos_sin(positions_bt: jax.Array, head_dim: int, theta: float, dtype):
-  """cos and sin tables, each [B, T, H], half-split layout (the H/2 frequencies twice)."""
-  inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
-  angles_btf = positions_bt.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq, jnp.float32)
-  angles_bth = jnp.concatenate([angles_btf, angles_btf], axis=-1)
-  return jnp.cos(angles_bth).astype(dtype), jnp.sin(angles_bth).astype(dtype)
+    """cos and sin tables, each [B, T, H], half-split layout (the H/2 frequencies twice)."""
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    angles_btf = positions_bt.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq, jnp.float32)
+    angles_bth = jnp.concatenate([angles_btf, angles_btf], axis=-1)
+    return jnp.cos(angles_bth).astype(dtype), jnp.sin(angles_bth).astype(dtype)
 
 
 def apply_rope(x_btnh: jax.Array, cos_bth: jax.Array, sin_bth: jax.Array) -> jax.Array:
-  """Rotary embedding, half-split layout: x * cos + rotate_half(x) * sin."""
-  half = x_btnh.shape[-1] // 2
-  rotated = jnp.concatenate([-x_btnh[..., half:], x_btnh[..., :half]], axis=-1)
-  return x_btnh * cos_bth[:, :, None, :] + rotated * sin_bth[:, :, None, :]
+    """Rotary embedding, half-split layout: x * cos + rotate_half(x) * sin."""
+    half = x_btnh.shape[-1] // 2
+    rotated = jnp.concatenate([-x_btnh[..., half:], x_btnh[..., :half]], axis=-1)
+    return x_btnh * cos_bth[:, :, None, :] + rotated * sin_bth[:, :, None, :]
 
 
 def _attend(q_btkgh: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]],
             scale: float) -> jax.Array:
-  """Softmax attention over several blocks of keys, normalized jointly.
+    """Softmax attention over several blocks of keys, normalized jointly.
 
-  Each part is (keys, values, mask). Keys/values are [B, S, K, H], or [S, K, H] when shared by
-  every batch row (broadcast without copying). The mask is bool and broadcastable to [B, T, S].
-  Returns [B, T, K, G, H].
-  """
-  scores = []
-  for k, _, mask in parts:
-    if k.ndim == 3:
-      s = jnp.einsum("btkgh,skh->btkgs", q_btkgh, k)
-    else:
-      s = jnp.einsum("btkgh,bskh->btkgs", q_btkgh, k)
-    s = s.astype(jnp.float32) * scale
-    mask_bts = jnp.broadcast_to(mask, (s.shape[0], s.shape[1], s.shape[-1]))
-    scores.append(jnp.where(mask_bts[:, :, None, None, :], s, jnp.finfo(jnp.float32).min))
-  probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1).astype(q_btkgh.dtype)
-  out, start = 0, 0
-  for k, v, _ in parts:
-    p = probs[..., start:start + k.shape[-3]]
-    start += k.shape[-3]
-    if v.ndim == 3:
-      out = out + jnp.einsum("btkgs,skh->btkgh", p, v)
-    else:
-      out = out + jnp.einsum("btkgs,bskh->btkgh", p, v)
-  return out
+    Each part is (keys, values, mask). Keys/values are [B, S, K, H], or [S, K, H] when shared by
+    every batch row (broadcast without copying). The mask is bool and broadcastable to [B, T, S].
+    Returns [B, T, K, G, H].
+    """
+    scores = []
+    for k, _, mask in parts:
+        if k.ndim == 3:
+            s = jnp.einsum("btkgh,skh->btkgs", q_btkgh, k)
+        else:
+            s = jnp.einsum("btkgh,bskh->btkgs", q_btkgh, k)
+        s = s.astype(jnp.float32) * scale
+        mask_bts = jnp.broadcast_to(mask, (s.shape[0], s.shape[1], s.shape[-1]))
+        scores.append(jnp.where(mask_bts[:, :, None, None, :], s, jnp.finfo(jnp.float32).min))
+    probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1).astype(q_btkgh.dtype)
+    out, start = 0, 0
+    for k, v, _ in parts:
+        p = probs[..., start:start + k.shape[-3]]
+        start += k.shape[-3]
+        if v.ndim == 3:
+            out = out + jnp.einsum("btkgs,skh->btkgh", p, v)
+        else:
+            out = out + jnp.einsum("btkgs,bskh->btkgh", p, v)
+    return out
 
 
 # AttentionFn(q_btkgh, k_btkh, v_btkh, layer_state) -> (out_btkgh, new_layer_state)
@@ -177,129 +177,129 @@ AttentionFn = Callable[[jax.Array, jax.Array, jax.Array, Any], tuple[jax.Array, 
 
 def _run_layers(config: LlamaConfig, layers: Params, x_btd: jax.Array, positions_bt: jax.Array,
                 attention_fn: AttentionFn, layer_states: Any, collect_hidden: bool):
-  """Runs the L decoder blocks under lax.scan.
+    """Runs the L decoder blocks under lax.scan.
 
-  Returns (x_btd after the last block, new per-layer states stacked on L, and the input of every
-  block stacked [L, B, T, D] when collect_hidden, else None).
-  """
-  dtype = x_btd.dtype
-  cos, sin = rope_cos_sin(positions_bt, config.head_dim, config.rope_theta, dtype)
-  b, t = x_btd.shape[:2]
-  kv, g, h = config.num_kv_heads, config.num_groups, config.head_dim
+    Returns (x_btd after the last block, new per-layer states stacked on L, and the input of every
+    block stacked [L, B, T, D] when collect_hidden, else None).
+    """
+    dtype = x_btd.dtype
+    cos, sin = rope_cos_sin(positions_bt, config.head_dim, config.rope_theta, dtype)
+    b, t = x_btd.shape[:2]
+    kv, g, h = config.num_kv_heads, config.num_groups, config.head_dim
 
-  def block(x, inputs):
-    p, state = inputs
-    p = jax.tree.map(lambda w: w.astype(dtype), p)
-    hid = rms_norm(x, p["input_norm"], config.rms_norm_eps)
-    q = apply_rope(jnp.einsum("btd,dnh->btnh", hid, p["q_proj"]), cos, sin)
-    k = apply_rope(jnp.einsum("btd,dkh->btkh", hid, p["k_proj"]), cos, sin)
-    v = jnp.einsum("btd,dkh->btkh", hid, p["v_proj"])
-    out, new_state = attention_fn(q.reshape(b, t, kv, g, h), k, v, state)
-    x_in = x
-    x = x + jnp.einsum("btnh,nhd->btd", out.reshape(b, t, kv * g, h), p["o_proj"])
-    hid = rms_norm(x, p["post_attn_norm"], config.rms_norm_eps)
-    gate = jnp.einsum("btd,df->btf", hid, p["gate_proj"])
-    up = jnp.einsum("btd,df->btf", hid, p["up_proj"])
-    x = x + jnp.einsum("btf,fd->btd", jax.nn.silu(gate) * up, p["down_proj"])
-    return x, (new_state, x_in if collect_hidden else None)
+    def block(x, inputs):
+        p, state = inputs
+        p = jax.tree.map(lambda w: w.astype(dtype), p)
+        hid = rms_norm(x, p["input_norm"], config.rms_norm_eps)
+        q = apply_rope(jnp.einsum("btd,dnh->btnh", hid, p["q_proj"]), cos, sin)
+        k = apply_rope(jnp.einsum("btd,dkh->btkh", hid, p["k_proj"]), cos, sin)
+        v = jnp.einsum("btd,dkh->btkh", hid, p["v_proj"])
+        out, new_state = attention_fn(q.reshape(b, t, kv, g, h), k, v, state)
+        x_in = x
+        x = x + jnp.einsum("btnh,nhd->btd", out.reshape(b, t, kv * g, h), p["o_proj"])
+        hid = rms_norm(x, p["post_attn_norm"], config.rms_norm_eps)
+        gate = jnp.einsum("btd,df->btf", hid, p["gate_proj"])
+        up = jnp.einsum("btd,df->btf", hid, p["up_proj"])
+        x = x + jnp.einsum("btf,fd->btd", jax.nn.silu(gate) * up, p["down_proj"])
+        return x, (new_state, x_in if collect_hidden else None)
 
-  x_btd, (new_states, inputs_lbtd) = jax.lax.scan(block, x_btd, (layers, layer_states),
-                                                   unroll=SCAN_UNROLL)
-  return x_btd, new_states, inputs_lbtd
+    x_btd, (new_states, inputs_lbtd) = jax.lax.scan(block, x_btd, (layers, layer_states),
+                                                     unroll=SCAN_UNROLL)
+    return x_btd, new_states, inputs_lbtd
 
 
 def _scale(config: LlamaConfig) -> float:
-  return config.head_dim ** -0.5
+    return config.head_dim ** -0.5
 
 
 # ----------------------------------------------------------------------------- public functions
 
 
 def embed_tokens(config: LlamaConfig, params: Params, ids: jax.Array) -> jax.Array:
-  """Token embeddings: ids [...] int -> [..., D] in the config dtype."""
-  del config
-  return jnp.take(params["embed"], ids, axis=0)
+    """Token embeddings: ids [...] int -> [..., D] in the config dtype."""
+    del config
+    return jnp.take(params["embed"], ids, axis=0)
 
 
 def lm_logits(config: LlamaConfig, params: Params, hidden_btd: jax.Array) -> jax.Array:
-  """Final-normed hidden states [B, T, D] -> logits [B, T, V] (tied or untied head)."""
-  if config.tie_word_embeddings:
-    return jnp.einsum("btd,vd->btv", hidden_btd, params["embed"].astype(hidden_btd.dtype))
-  return jnp.einsum("btd,dv->btv", hidden_btd, params["lm_head"].astype(hidden_btd.dtype))
+    """Final-normed hidden states [B, T, D] -> logits [B, T, V] (tied or untied head)."""
+    if config.tie_word_embeddings:
+        return jnp.einsum("btd,vd->btv", hidden_btd, params["embed"].astype(hidden_btd.dtype))
+    return jnp.einsum("btd,dv->btv", hidden_btd, params["lm_head"].astype(hidden_btd.dtype))
 
 
 def _default_positions(b: int, t: int, start) -> jax.Array:
-  return jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32)[None, :], (b, t))
+    return jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32)[None, :], (b, t))
 
 
 def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache, collect_hidden):
-  chex.assert_rank(embeds_btd, 3)
-  chex.assert_axis_dimension(embeds_btd, 2, config.hidden_size)
-  b, t, _ = embeds_btd.shape
-  x = embeds_btd.astype(config.jnp_dtype)
-  if attention_mask_bt is None:
-    mask_bt = jnp.ones((b, t), bool)
-  else:
-    chex.assert_shape(attention_mask_bt, (b, t))
-    mask_bt = attention_mask_bt.astype(bool)
-  scale = _scale(config)
+    chex.assert_rank(embeds_btd, 3)
+    chex.assert_axis_dimension(embeds_btd, 2, config.hidden_size)
+    b, t, _ = embeds_btd.shape
+    x = embeds_btd.astype(config.jnp_dtype)
+    if attention_mask_bt is None:
+        mask_bt = jnp.ones((b, t), bool)
+    else:
+        chex.assert_shape(attention_mask_bt, (b, t))
+        mask_bt = attention_mask_bt.astype(bool)
+    scale = _scale(config)
 
-  if cache is None:
-    if positions_bt is None:
-      positions_bt = _default_positions(b, t, 0)
-    causal_tt = jnp.tril(jnp.ones((t, t), bool))
-    mask_bts = causal_tt[None] & mask_bt[:, None, :]
+    if cache is None:
+        if positions_bt is None:
+            positions_bt = _default_positions(b, t, 0)
+        causal_tt = jnp.tril(jnp.ones((t, t), bool))
+        mask_bts = causal_tt[None] & mask_bt[:, None, :]
 
-    def attention_fn(q, k, v, state):
-      return _attend(q, [(k, v, mask_bts)], scale), state
+        def attention_fn(q, k, v, state):
+            return _attend(q, [(k, v, mask_bts)], scale), state
 
-    x, _, inputs = _run_layers(config, params["layers"], x, positions_bt, attention_fn, None,
-                               collect_hidden)
-    new_cache = None
-  else:
-    chex.assert_shape(cache.key_mask_bs, (b, None))
-    index = cache.index
-    if positions_bt is None:
-      positions_bt = _default_positions(b, t, index)
-    key_mask_bs = jax.lax.dynamic_update_slice_in_dim(cache.key_mask_bs, mask_bt, index, axis=1)
-    slots_s = jnp.arange(cache.capacity)
-    causal_ts = slots_s[None, :] <= (index + jnp.arange(t))[:, None]
-    mask_bts = causal_ts[None] & key_mask_bs[:, None, :]
+        x, _, inputs = _run_layers(config, params["layers"], x, positions_bt, attention_fn, None,
+                                   collect_hidden)
+        new_cache = None
+    else:
+        chex.assert_shape(cache.key_mask_bs, (b, None))
+        index = cache.index
+        if positions_bt is None:
+            positions_bt = _default_positions(b, t, index)
+        key_mask_bs = jax.lax.dynamic_update_slice_in_dim(cache.key_mask_bs, mask_bt, index, axis=1)
+        slots_s = jnp.arange(cache.capacity)
+        causal_ts = slots_s[None, :] <= (index + jnp.arange(t))[:, None]
+        mask_bts = causal_ts[None] & key_mask_bs[:, None, :]
 
-    def attention_fn(q, k, v, state):
-      k_cache, v_cache = state
-      k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, 1)
-      v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, 1)
-      out = _attend(q, [(k_cache.astype(q.dtype), v_cache.astype(q.dtype), mask_bts)], scale)
-      return out, (k_cache, v_cache)
+        def attention_fn(q, k, v, state):
+            k_cache, v_cache = state
+            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, 1)
+            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, 1)
+            out = _attend(q, [(k_cache.astype(q.dtype), v_cache.astype(q.dtype), mask_bts)], scale)
+            return out, (k_cache, v_cache)
 
-    x, (k_new, v_new), inputs = _run_layers(config, params["layers"], x, positions_bt,
-                                            attention_fn, (cache.k_lbskh, cache.v_lbskh),
-                                            collect_hidden)
-    new_cache = KVCache(k_lbskh=k_new, v_lbskh=v_new, key_mask_bs=key_mask_bs, index=index + t)
-  hidden = rms_norm(x, params["final_norm"], config.rms_norm_eps)
-  return hidden, inputs, new_cache
+        x, (k_new, v_new), inputs = _run_layers(config, params["layers"], x, positions_bt,
+                                                attention_fn, (cache.k_lbskh, cache.v_lbskh),
+                                                collect_hidden)
+        new_cache = KVCache(k_lbskh=k_new, v_lbskh=v_new, key_mask_bs=key_mask_bs, index=index + t)
+    hidden = rms_norm(x, params["final_norm"], config.rms_norm_eps)
+    return hidden, inputs, new_cache
 
 
 def forward_embeds(config: LlamaConfig, params: Params, embeds_btd: jax.Array,
                    positions_bt: Optional[jax.Array] = None,
                    attention_mask_bt: Optional[jax.Array] = None,
                    cache: Optional[KVCache] = None) -> tuple[jax.Array, Optional[KVCache]]:
-  """Input embeddings (e.g. soft tokens) -> final-normed hidden states.
+    """Input embeddings (e.g. soft tokens) -> final-normed hidden states.
 
-  Args:
-    embeds_btd: [B, T, D] input embeddings (cast to the config dtype).
-    positions_bt: [B, T] int rotary positions; default 0..T-1, or cache.index + 0..T-1 with a
-      cache. With left padding pass the positions of the real tokens (cumsum(mask) - 1).
-    attention_mask_bt: [B, T] 1/True for real tokens, 0/False for padding (masked as keys).
-    cache: optional KVCache; the T new keys/values are written at slots cache.index onwards
-      and every query attends to all valid cached slots up to its own slot.
-  Returns:
-    (hidden_btd [B, T, D] after the final RMSNorm, the updated cache or None).
-  """
-  hidden, _, new_cache = _forward(config, params, embeds_btd, positions_bt, attention_mask_bt,
-                                  cache, collect_hidden=False)
-  return hidden, new_cache
+    Args:
+      embeds_btd: [B, T, D] input embeddings (cast to the config dtype).
+      positions_bt: [B, T] int rotary positions; default 0..T-1, or cache.index + 0..T-1 with a
+        cache. With left padding pass the positions of the real tokens (cumsum(mask) - 1).
+      attention_mask_bt: [B, T] 1/True for real tokens, 0/False for padding (masked as keys).
+      cache: optional KVCache; the T new keys/values are written at slots cache.index onwards
+        and every query attends to all valid cached slots up to its own slot.
+    Returns:
+      (hidden_btd [B, T, D] after the final RMSNorm, the updated cache or None).
+    """
+    hidden, _, new_cache = _forward(config, params, embeds_btd, positions_bt, attention_mask_bt,
+                                    cache, collect_hidden=False)
+    return hidden, new_cache
 
 
 def forward_ids(config: LlamaConfig, params: Params, ids_bt: jax.Array,
@@ -307,123 +307,123 @@ def forward_ids(config: LlamaConfig, params: Params, ids_bt: jax.Array,
                 attention_mask_bt: Optional[jax.Array] = None,
                 cache: Optional[KVCache] = None,
                 return_hidden_states: bool = False):
-  """Token ids [B, T] -> (logits [B, T, V], hidden_states or None, cache or None).
+    """Token ids [B, T] -> (logits [B, T, V], hidden_states or None, cache or None).
 
-  hidden_states, when requested, is [L + 1, B, T, D] in Hugging Face's convention: entry 0 is
-  the embeddings, entry l (1 <= l < L) the output of block l, and entry L the final-normed
-  output of the last block. Other arguments as in `forward_embeds`.
-  """
-  chex.assert_rank(ids_bt, 2)
-  embeds = embed_tokens(config, params, ids_bt)
-  hidden, inputs, new_cache = _forward(config, params, embeds, positions_bt, attention_mask_bt,
-                                       cache, collect_hidden=return_hidden_states)
-  hidden_states = None
-  if return_hidden_states:
-    hidden_states = jnp.concatenate([inputs, hidden[None]], axis=0)
-  return lm_logits(config, params, hidden), hidden_states, new_cache
+    hidden_states, when requested, is [L + 1, B, T, D] in Hugging Face's convention: entry 0 is
+    the embeddings, entry l (1 <= l < L) the output of block l, and entry L the final-normed
+    output of the last block. Other arguments as in `forward_embeds`.
+    """
+    chex.assert_rank(ids_bt, 2)
+    embeds = embed_tokens(config, params, ids_bt)
+    hidden, inputs, new_cache = _forward(config, params, embeds, positions_bt, attention_mask_bt,
+                                         cache, collect_hidden=return_hidden_states)
+    hidden_states = None
+    if return_hidden_states:
+        hidden_states = jnp.concatenate([inputs, hidden[None]], axis=0)
+    return lm_logits(config, params, hidden), hidden_states, new_cache
 
 
 def prefill_prefix(config: LlamaConfig, params: Params,
                    prefix: Union[jax.Array, np.ndarray, Sequence[Sequence[int]]],
                    prefix_mask: Optional[jax.Array] = None) -> PrefixCache:
-  """Runs one or more fixed prefixes once and returns their keys and values.
+    """Runs one or more fixed prefixes once and returns their keys and values.
 
-  Args:
-    prefix: token ids [T] (one prefix) or [P, T]; embeddings [T, D] or [P, T, D]; or a Python
-      list of P token-id lists of different lengths (right-padded here).
-    prefix_mask: [P, T] (or [T]) 1 for real tokens; prefixes must be right-padded (real tokens
-      first). Default: all real.
-  Returns:
-    PrefixCache with P prefixes and S = T slots.
-  """
-  if isinstance(prefix, (list, tuple)) and prefix and isinstance(prefix[0], (list, tuple)):
-    if prefix_mask is not None:
-      raise ValueError("prefix_mask must be None when prefixes are given as lists of ids")
-    lengths = [len(p) for p in prefix]
-    if min(lengths) == 0:
-      raise ValueError("every prefix needs at least one token")
-    ids = np.zeros((len(prefix), max(lengths)), np.int32)
-    mask = np.zeros(ids.shape, bool)
-    for i, p in enumerate(prefix):
-      ids[i, :len(p)] = p
-      mask[i, :len(p)] = True
-    prefix, prefix_mask = jnp.asarray(ids), jnp.asarray(mask)
-  prefix = jnp.asarray(prefix)
-  if jnp.issubdtype(prefix.dtype, jnp.integer):
-    if prefix.ndim == 1:
-      prefix = prefix[None]
-    chex.assert_rank(prefix, 2)
-    embeds_ptd = embed_tokens(config, params, prefix)
-  else:
-    if prefix.ndim == 2:
-      prefix = prefix[None]
-    chex.assert_rank(prefix, 3)
-    embeds_ptd = prefix
-  num_p, t = embeds_ptd.shape[:2]
-  if prefix_mask is None:
-    mask_pt = jnp.ones((num_p, t), bool)
-  else:
-    mask_pt = jnp.asarray(prefix_mask).astype(bool).reshape(num_p, t)
-  return _prefill(config, params, embeds_ptd, mask_pt)
+    Args:
+      prefix: token ids [T] (one prefix) or [P, T]; embeddings [T, D] or [P, T, D]; or a Python
+        list of P token-id lists of different lengths (right-padded here).
+      prefix_mask: [P, T] (or [T]) 1 for real tokens; prefixes must be right-padded (real tokens
+        first). Default: all real.
+    Returns:
+      PrefixCache with P prefixes and S = T slots.
+    """
+    if isinstance(prefix, (list, tuple)) and prefix and isinstance(prefix[0], (list, tuple)):
+        if prefix_mask is not None:
+            raise ValueError("prefix_mask must be None when prefixes are given as lists of ids")
+        lengths = [len(p) for p in prefix]
+        if min(lengths) == 0:
+            raise ValueError("every prefix needs at least one token")
+        ids = np.zeros((len(prefix), max(lengths)), np.int32)
+        mask = np.zeros(ids.shape, bool)
+        for i, p in enumerate(prefix):
+            ids[i, :len(p)] = p
+            mask[i, :len(p)] = True
+        prefix, prefix_mask = jnp.asarray(ids), jnp.asarray(mask)
+    prefix = jnp.asarray(prefix)
+    if jnp.issubdtype(prefix.dtype, jnp.integer):
+        if prefix.ndim == 1:
+            prefix = prefix[None]
+        chex.assert_rank(prefix, 2)
+        embeds_ptd = embed_tokens(config, params, prefix)
+    else:
+        if prefix.ndim == 2:
+            prefix = prefix[None]
+        chex.assert_rank(prefix, 3)
+        embeds_ptd = prefix
+    num_p, t = embeds_ptd.shape[:2]
+    if prefix_mask is None:
+        mask_pt = jnp.ones((num_p, t), bool)
+    else:
+        mask_pt = jnp.asarray(prefix_mask).astype(bool).reshape(num_p, t)
+    return _prefill(config, params, embeds_ptd, mask_pt)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _prefill(config: LlamaConfig, params: Params, embeds_ptd: jax.Array,
              mask_pt: jax.Array) -> PrefixCache:
-  num_p, t = mask_pt.shape
-  cache = init_cache(config, num_p, t)
-  positions = _default_positions(num_p, t, 0)
-  _, cache = forward_embeds(config, params, embeds_ptd, positions, mask_pt, cache)
-  return PrefixCache(k_lpskh=cache.k_lbskh, v_lpskh=cache.v_lbskh, key_mask_ps=mask_pt,
-                     length_p=mask_pt.sum(-1).astype(jnp.int32))
+    num_p, t = mask_pt.shape
+    cache = init_cache(config, num_p, t)
+    positions = _default_positions(num_p, t, 0)
+    _, cache = forward_embeds(config, params, embeds_ptd, positions, mask_pt, cache)
+    return PrefixCache(k_lpskh=cache.k_lbskh, v_lpskh=cache.v_lbskh, key_mask_ps=mask_pt,
+                       length_p=mask_pt.sum(-1).astype(jnp.int32))
 
 
 def forward_with_prefix(config: LlamaConfig, params: Params, prefix_cache: PrefixCache,
                         embeds_bkd: jax.Array, prefix_index_b: Optional[jax.Array] = None,
                         attention_mask_bk: Optional[jax.Array] = None) -> jax.Array:
-  """Continuations of k tokens (soft tokens) after a cached prefix -> final-normed hidden.
+    """Continuations of k tokens (soft tokens) after a cached prefix -> final-normed hidden.
 
-  Args:
-    prefix_cache: from `prefill_prefix`, with P prefixes.
-    embeds_bkd: [B, k, D] continuation embeddings; row b continues prefix prefix_index_b[b]
-      at rotary positions length_p[p] .. length_p[p] + k - 1.
-    prefix_index_b: [B] int in [0, P). May be None only when P == 1: then the single prefix's
-      keys and values are broadcast across the batch without being copied per row.
-    attention_mask_bk: optional [B, k] mask of the continuation tokens.
-  Returns:
-    hidden_bkd [B, k, D] after the final RMSNorm; hidden_bkd[:, -1] is the last soft token's.
-  """
-  prefix_cache.check(config)
-  chex.assert_rank(embeds_bkd, 3)
-  chex.assert_axis_dimension(embeds_bkd, 2, config.hidden_size)
-  b, t, _ = embeds_bkd.shape
-  x = embeds_bkd.astype(config.jnp_dtype)
-  mask_bt = (jnp.ones((b, t), bool) if attention_mask_bk is None
-             else attention_mask_bk.astype(bool))
-  shared = prefix_index_b is None
-  if shared:
-    if prefix_cache.num_prefixes != 1:
-      raise ValueError(f"prefix_cache holds {prefix_cache.num_prefixes} prefixes: pass "
-                       "prefix_index_b [B] to choose one per row")
-    start_b = jnp.broadcast_to(prefix_cache.length_p[0], (b,))
-    prefix_mask = prefix_cache.key_mask_ps[0][None, None, :]  # [1, 1, S]
-  else:
-    chex.assert_shape(prefix_index_b, (b,))
-    start_b = prefix_cache.length_p[prefix_index_b]
-    prefix_mask = prefix_cache.key_mask_ps[prefix_index_b][:, None, :]  # [B, 1, S]
-  positions_bt = start_b[:, None] + jnp.arange(t, dtype=jnp.int32)[None, :]
-  self_mask_bts = jnp.tril(jnp.ones((t, t), bool))[None] & mask_bt[:, None, :]
-  scale = _scale(config)
-
-  def attention_fn(q, k, v, state):
-    pk, pv = state  # [P, S, K, H]
+    Args:
+      prefix_cache: from `prefill_prefix`, with P prefixes.
+      embeds_bkd: [B, k, D] continuation embeddings; row b continues prefix prefix_index_b[b]
+        at rotary positions length_p[p] .. length_p[p] + k - 1.
+      prefix_index_b: [B] int in [0, P). May be None only when P == 1: then the single prefix's
+        keys and values are broadcast across the batch without being copied per row.
+      attention_mask_bk: optional [B, k] mask of the continuation tokens.
+    Returns:
+      hidden_bkd [B, k, D] after the final RMSNorm; hidden_bkd[:, -1] is the last soft token's.
+    """
+    prefix_cache.check(config)
+    chex.assert_rank(embeds_bkd, 3)
+    chex.assert_axis_dimension(embeds_bkd, 2, config.hidden_size)
+    b, t, _ = embeds_bkd.shape
+    x = embeds_bkd.astype(config.jnp_dtype)
+    mask_bt = (jnp.ones((b, t), bool) if attention_mask_bk is None
+               else attention_mask_bk.astype(bool))
+    shared = prefix_index_b is None
     if shared:
-      pk, pv = pk[0], pv[0]  # [S, K, H], broadcast inside the einsum
+        if prefix_cache.num_prefixes != 1:
+            raise ValueError(f"prefix_cache holds {prefix_cache.num_prefixes} prefixes: pass "
+                             "prefix_index_b [B] to choose one per row")
+        start_b = jnp.broadcast_to(prefix_cache.length_p[0], (b,))
+        prefix_mask = prefix_cache.key_mask_ps[0][None, None, :]  # [1, 1, S]
     else:
-      pk, pv = pk[prefix_index_b], pv[prefix_index_b]  # [B, S, K, H]
-    parts = [(pk.astype(q.dtype), pv.astype(q.dtype), prefix_mask), (k, v, self_mask_bts)]
-    return _attend(q, parts, scale), None
+        chex.assert_shape(prefix_index_b, (b,))
+        start_b = prefix_cache.length_p[prefix_index_b]
+        prefix_mask = prefix_cache.key_mask_ps[prefix_index_b][:, None, :]  # [B, 1, S]
+    positions_bt = start_b[:, None] + jnp.arange(t, dtype=jnp.int32)[None, :]
+    self_mask_bts = jnp.tril(jnp.ones((t, t), bool))[None] & mask_bt[:, None, :]
+    scale = _scale(config)
 
-  x, _, _ = _run_layers(config, params["layers"], x, positions_bt, attention_fn,
-                        (prefix_cache.k_lpskh, prefix_cache.v_lpskh), collect_hidden=False)
-  return rms_norm(x, params["final_norm"], config.rms_norm_eps)
+    def attention_fn(q, k, v, state):
+        pk, pv = state  # [P, S, K, H]
+        if shared:
+            pk, pv = pk[0], pv[0]  # [S, K, H], broadcast inside the einsum
+        else:
+            pk, pv = pk[prefix_index_b], pv[prefix_index_b]  # [B, S, K, H]
+        parts = [(pk.astype(q.dtype), pv.astype(q.dtype), prefix_mask), (k, v, self_mask_bts)]
+        return _attend(q, parts, scale), None
+
+    x, _, _ = _run_layers(config, params["layers"], x, positions_bt, attention_fn,
+                          (prefix_cache.k_lpskh, prefix_cache.v_lpskh), collect_hidden=False)
+    return rms_norm(x, params["final_norm"], config.rms_norm_eps)

@@ -70,138 +70,138 @@ words keep the prefix non-empty for environments whose instruction is the empty 
 
 @struct.dataclass
 class ObsNorm:
-  """Fixed observation statistics (computed from the demonstrations, never trained).
+    """Fixed observation statistics (computed from the demonstrations, never trained).
 
-  Attributes:
-    mean: [O] float32.
-    std: [O] float32, strictly positive (constant features get std 1).
-  """
+    Attributes:
+      mean: [O] float32.
+      std: [O] float32, strictly positive (constant features get std 1).
+    """
 
-  mean: jax.Array
-  std: jax.Array
+    mean: jax.Array
+    std: jax.Array
 
-  def normalize(self, obs_bo: jax.Array) -> jax.Array:
-    """[B, O] raw -> [B, O] normalised and clipped to +-OBS_NORM_CLIP."""
-    z = (obs_bo.astype(jnp.float32) - self.mean) / self.std
-    return jnp.clip(z, -OBS_NORM_CLIP, OBS_NORM_CLIP)
+    def normalize(self, obs_bo: jax.Array) -> jax.Array:
+        """[B, O] raw -> [B, O] normalised and clipped to +-OBS_NORM_CLIP."""
+        z = (obs_bo.astype(jnp.float32) - self.mean) / self.std
+        return jnp.clip(z, -OBS_NORM_CLIP, OBS_NORM_CLIP)
 
 
 def identity_obs_norm(obs_dim: int) -> ObsNorm:
-  return ObsNorm(mean=jnp.zeros((obs_dim,), jnp.float32), std=jnp.ones((obs_dim,), jnp.float32))
+    return ObsNorm(mean=jnp.zeros((obs_dim,), jnp.float32), std=jnp.ones((obs_dim,), jnp.float32))
 
 
 def compute_obs_norm(obs_no: Union[np.ndarray, jax.Array], min_std: float = 1e-6) -> ObsNorm:
-  """Per-feature mean and std of ``obs [N, O]`` (host, float64); std < min_std becomes 1."""
-  obs = np.asarray(obs_no, np.float64)
-  if obs.ndim != 2 or obs.shape[0] == 0:
-    raise ValueError(f"compute_obs_norm needs observations [N, O] with N > 0, got shape {obs.shape}")
-  if not np.all(np.isfinite(obs)):
-    raise ValueError("compute_obs_norm: observations contain NaN or inf")
-  mean = obs.mean(axis=0)
-  std = obs.std(axis=0)
-  std = np.where(std < min_std, 1.0, std)
-  return ObsNorm(mean=jnp.asarray(mean, jnp.float32), std=jnp.asarray(std, jnp.float32))
+    """Per-feature mean and std of ``obs [N, O]`` (host, float64); std < min_std becomes 1."""
+    obs = np.asarray(obs_no, np.float64)
+    if obs.ndim != 2 or obs.shape[0] == 0:
+        raise ValueError(f"compute_obs_norm needs observations [N, O] with N > 0, got shape {obs.shape}")
+    if not np.all(np.isfinite(obs)):
+        raise ValueError("compute_obs_norm: observations contain NaN or inf")
+    mean = obs.mean(axis=0)
+    std = obs.std(axis=0)
+    std = np.where(std < min_std, 1.0, std)
+    return ObsNorm(mean=jnp.asarray(mean, jnp.float32), std=jnp.asarray(std, jnp.float32))
 
 
 @struct.dataclass
 class PriorParams:
-  """Parameters of a prior.
+    """Parameters of a prior.
 
-  Attributes:
-    trainable: the only part the optimizer sees. LLMPrior: {"proj": ..., "head": ...};
-      MLPPrior: {"instruction_embed": [G, E], "mlp": [...], "head": ...}.
-    frozen: never trained. Always {"obs_norm": ObsNorm, ...}; the LLMPrior adds
-      {"llm": LLM params, "prefix_cache": PrefixCache of the instruction bank,
-      "soft_token_scale": scalar RMS of the LLM's token embeddings}.
-  """
+    Attributes:
+      trainable: the only part the optimizer sees. LLMPrior: {"proj": ..., "head": ...};
+        MLPPrior: {"instruction_embed": [G, E], "mlp": [...], "head": ...}.
+      frozen: never trained. Always {"obs_norm": ObsNorm, ...}; the LLMPrior adds
+        {"llm": LLM params, "prefix_cache": PrefixCache of the instruction bank,
+        "soft_token_scale": scalar RMS of the LLM's token embeddings}.
+    """
 
-  trainable: Params
-  frozen: Params
+    trainable: Params
+    frozen: Params
 
-  @property
-  def obs_norm(self) -> ObsNorm:
-    return self.frozen["obs_norm"]
+    @property
+    def obs_norm(self) -> ObsNorm:
+        return self.frozen["obs_norm"]
 
-  def with_obs_norm(self, obs_norm: ObsNorm) -> "PriorParams":
-    return self.replace(frozen={**self.frozen, "obs_norm": obs_norm})
+    def with_obs_norm(self, obs_norm: ObsNorm) -> "PriorParams":
+        return self.replace(frozen={**self.frozen, "obs_norm": obs_norm})
 
-  def with_trainable(self, trainable: Params) -> "PriorParams":
-    return self.replace(trainable=trainable)
+    def with_trainable(self, trainable: Params) -> "PriorParams":
+        return self.replace(trainable=trainable)
 
 
 # ----------------------------------------------------------------------------- dense layers, heads
 
 
 def _dense_init(key: jax.Array, d_in: int, d_out: int, scale: float = 1.0) -> Params:
-  """He-normal weights times `scale`, zero bias."""
-  w = jax.random.normal(key, (d_in, d_out), jnp.float32) * (scale * math.sqrt(2.0 / d_in))
-  return {"w": w, "b": jnp.zeros((d_out,), jnp.float32)}
+    """He-normal weights times `scale`, zero bias."""
+    w = jax.random.normal(key, (d_in, d_out), jnp.float32) * (scale * math.sqrt(2.0 / d_in))
+    return {"w": w, "b": jnp.zeros((d_out,), jnp.float32)}
 
 
 def _dense(p: Params, x: jax.Array) -> jax.Array:
-  return x @ p["w"] + p["b"]
+    return x @ p["w"] + p["b"]
 
 
 def _mlp(layers: Sequence[Params], x: jax.Array) -> jax.Array:
-  """Dense layers with ReLU between them (none after the last)."""
-  for i, layer in enumerate(layers):
-    x = _dense(layer, x)
-    if i < len(layers) - 1:
-      x = jax.nn.relu(x)
-  return x
+    """Dense layers with ReLU between them (none after the last)."""
+    for i, layer in enumerate(layers):
+        x = _dense(layer, x)
+        if i < len(layers) - 1:
+            x = jax.nn.relu(x)
+    return x
 
 
 def _gaussian_log_std_bias() -> float:
-  """Raw bias that makes the squashed log-std exactly 0 (std 1) at initialisation."""
-  return float(np.arctanh(2.0 * (0.0 - LOG_STD_MIN) / (LOG_STD_MAX - LOG_STD_MIN) - 1.0))
+    """Raw bias that makes the squashed log-std exactly 0 (std 1) at initialisation."""
+    return float(np.arctanh(2.0 * (0.0 - LOG_STD_MIN) / (LOG_STD_MAX - LOG_STD_MIN) - 1.0))
 
 
 def init_head(key: jax.Array, d_in: int, head: str, action_dim: int) -> Params:
-  """Action head: [d_in] -> logits [A] (categorical) or mean [A] and raw log-std [A] (gaussian).
+    """Action head: [d_in] -> logits [A] (categorical) or mean [A] and raw log-std [A] (gaussian).
 
-  Weights start small (scale 0.01), so a fresh prior is close to uniform / standard normal.
-  """
-  if head == "categorical":
-    return _dense_init(key, d_in, action_dim, scale=0.01)
-  if head == "gaussian":
-    p = _dense_init(key, d_in, 2 * action_dim, scale=0.01)
-    p["b"] = p["b"].at[action_dim:].set(_gaussian_log_std_bias())
-    return p
-  raise ValueError(f"unknown head {head!r}; expected one of {HEAD_KINDS}")
+    Weights start small (scale 0.01), so a fresh prior is close to uniform / standard normal.
+    """
+    if head == "categorical":
+        return _dense_init(key, d_in, action_dim, scale=0.01)
+    if head == "gaussian":
+        p = _dense_init(key, d_in, 2 * action_dim, scale=0.01)
+        p["b"] = p["b"].at[action_dim:].set(_gaussian_log_std_bias())
+        return p
+    raise ValueError(f"unknown head {head!r}; expected one of {HEAD_KINDS}")
 
 
 def apply_head(params: Params, head: str, action_dim: int, z_bd: jax.Array) -> Distribution:
-  """z [B, d_in] -> Categorical(logits [B, A]) or DiagGaussian(mean, log_std [B, A]).
+    """z [B, d_in] -> Categorical(logits [B, A]) or DiagGaussian(mean, log_std [B, A]).
 
-  The Gaussian log-std is LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * (tanh(raw) + 1) / 2.
-  """
-  out = _dense(params, z_bd.astype(jnp.float32))
-  if head == "categorical":
-    return Categorical(logits=out)
-  mean, raw = out[..., :action_dim], out[..., action_dim:]
-  log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
-  return DiagGaussian(mean=mean, log_std=log_std)
+    The Gaussian log-std is LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * (tanh(raw) + 1) / 2.
+    """
+    out = _dense(params, z_bd.astype(jnp.float32))
+    if head == "categorical":
+        return Categorical(logits=out)
+    mean, raw = out[..., :action_dim], out[..., action_dim:]
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
+    return DiagGaussian(mean=mean, log_std=log_std)
 
 
 def head_for_action_space(space: Any) -> tuple[str, int]:
-  """("categorical", n) for a Discrete(n) space, ("gaussian", dim) for a Box space."""
-  if hasattr(space, "n"):
-    return "categorical", int(space.n)
-  if hasattr(space, "low"):
-    return "gaussian", int(np.asarray(space.low).reshape(-1).shape[0])
-  raise TypeError(f"cannot build an action head for {space!r}: expected Discrete(n) or Box")
+    """("categorical", n) for a Discrete(n) space, ("gaussian", dim) for a Box space."""
+    if hasattr(space, "n"):
+        return "categorical", int(space.n)
+    if hasattr(space, "low"):
+        return "gaussian", int(np.asarray(space.low).reshape(-1).shape[0])
+    raise TypeError(f"cannot build an action head for {space!r}: expected Discrete(n) or Box")
 
 
 def _check_head(head: str, action_dim: int) -> None:
-  if head not in HEAD_KINDS:
-    raise ValueError(f"unknown head {head!r}; expected one of {HEAD_KINDS}")
-  if not isinstance(action_dim, int) or action_dim < 1:
-    raise ValueError(f"action_dim must be a positive int, got {action_dim!r}")
+    if head not in HEAD_KINDS:
+        raise ValueError(f"unknown head {head!r}; expected one of {HEAD_KINDS}")
+    if not isinstance(action_dim, int) or action_dim < 1:
+        raise ValueError(f"action_dim must be a positive int, got {action_dim!r}")
 
 
 def negative_log_likelihood(dist: Distribution, action: jax.Array) -> jax.Array:
-  """-log p(a): action [B] int (categorical) or [B, A] float (gaussian) -> [B]."""
-  return -dist.log_prob(action)
+    """-log p(a): action [B] int (categorical) or [B, A] float (gaussian) -> [B]."""
+    return -dist.log_prob(action)
 
 
 # ----------------------------------------------------------------------------- LLM prior
@@ -209,305 +209,305 @@ def negative_log_likelihood(dist: Distribution, action: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class LLMPrior:
-  """Static description of the LLM prior (hashable; safe to close over inside jit).
+    """Static description of the LLM prior (hashable; safe to close over inside jit).
 
-  Soft tokens are ``soft_token_scale * MLP(normalised obs)``, where the fixed scale is the RMS of
-  the LLM's token embeddings: a unit-scale MLP output then lands at the scale of real token
-  embeddings, so instruction tokens and soft tokens meet on equal
-  footing inside the LLM, while the optimizer works on unit-scale weights.
+    Soft tokens are ``soft_token_scale * MLP(normalised obs)``, where the fixed scale is the RMS of
+    the LLM's token embeddings: a unit-scale MLP output then lands at the scale of real token
+    embeddings, so instruction tokens and soft tokens meet on equal
+    footing inside the LLM, while the optimizer works on unit-scale weights.
 
-  Build it with ``LLMPrior.from_instructions`` (tokenizes the instruction bank on the host), then
-  ``init`` its parameters from the LLM's weights.
-  """
-
-  llm_config: LlamaConfig
-  """Shape of the frozen backbone (its hidden_size is d_model)."""
-  instruction_token_ids: tuple[tuple[int, ...], ...]
-  """The prefix tokens of every instruction in the env's bank, indexed by instruction_id."""
-  obs_dim: int
-  """Width O of the raw observation."""
-  head: str
-  """"categorical" (Discrete actions) or "gaussian" (Box actions)."""
-  action_dim: int
-  """Number of actions (categorical) or action width (gaussian)."""
-  num_soft_tokens: int = 1
-  """k: soft tokens the observation projection produces."""
-  proj_hidden: int = 512
-  """Hidden width of the observation projection E_phi."""
-  lora_rank: int = 0
-  """Rank r of LoRA adapters on every layer's q and v projections; 0 (default) keeps the LLM
-  entirely frozen. With r > 0 the adapters are trainable; the base weights stay frozen."""
-  lora_alpha: float = 16.0
-  """LoRA scale numerator: the update is (lora_alpha / lora_rank) * A @ B."""
-  backbone: str = "unknown"
-  """Which LLM weights this prior runs on, e.g. "smollm2-135m", "random:smollm2-135m", a path."""
-  instructions: tuple[str, ...] = ()
-  """The instruction texts (for the record); same order as instruction_token_ids."""
-
-  def __post_init__(self):
-    _check_head(self.head, self.action_dim)
-    if not self.instruction_token_ids:
-      raise ValueError("LLMPrior needs at least one instruction in its bank")
-    for i, ids in enumerate(self.instruction_token_ids):
-      if len(ids) == 0:
-        raise ValueError(f"instruction {i} has no tokens; every prefix needs at least one")
-      bad = [t for t in ids if not 0 <= t < self.llm_config.vocab_size]
-      if bad:
-        raise ValueError(f"instruction {i} has token ids {bad[:5]} outside the LLM vocabulary "
-                         f"[0, {self.llm_config.vocab_size})")
-    if self.instructions and len(self.instructions) != len(self.instruction_token_ids):
-      raise ValueError(f"{len(self.instructions)} instruction texts but "
-                       f"{len(self.instruction_token_ids)} token sequences")
-    if self.num_soft_tokens < 1:
-      raise ValueError(f"num_soft_tokens must be >= 1, got {self.num_soft_tokens}")
-    if self.obs_dim < 1:
-      raise ValueError(f"obs_dim must be >= 1, got {self.obs_dim}")
-    if self.lora_rank < 0:
-      raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
-    if self.lora_rank and not self.lora_alpha > 0:
-      raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha}")
-    longest = max(len(ids) for ids in self.instruction_token_ids) + self.num_soft_tokens
-    if longest > self.llm_config.max_position_embeddings:
-      raise ValueError(f"longest instruction plus soft tokens is {longest} tokens, more than the "
-                       f"LLM's max_position_embeddings={self.llm_config.max_position_embeddings}")
-
-  @classmethod
-  def from_instructions(cls, llm_config: LlamaConfig, tokenizer: Any, instructions: Sequence[str],
-                        obs_dim: int, action_space: Any = None, *, head: Optional[str] = None,
-                        action_dim: Optional[int] = None,
-                        prompt_template: str = DEFAULT_PROMPT_TEMPLATE, **kwargs) -> "LLMPrior":
-    """Tokenizes ``prompt_template.format(instruction=g)`` for every g in the bank (host).
-
-    Args:
-      tokenizer: anything with ``encode(text) -> list[int]``.
-      action_space: Discrete(n) or Box; or give ``head`` and ``action_dim`` instead.
-      kwargs: the other LLMPrior fields (num_soft_tokens, proj_hidden, backbone, ...).
+    Build it with ``LLMPrior.from_instructions`` (tokenizes the instruction bank on the host), then
+    ``init`` its parameters from the LLM's weights.
     """
-    if action_space is not None:
-      head, action_dim = head_for_action_space(action_space)
-    if head is None or action_dim is None:
-      raise ValueError("give either action_space or both head and action_dim")
-    texts = tuple(str(g) for g in instructions)
-    token_ids = tuple(tuple(int(t) for t in tokenizer.encode(prompt_template.format(instruction=g)))
-                      for g in texts)
-    return cls(llm_config=llm_config, instruction_token_ids=token_ids, obs_dim=int(obs_dim),
-               head=head, action_dim=int(action_dim), instructions=texts, **kwargs)
 
-  # --- static properties
+    llm_config: LlamaConfig
+    """Shape of the frozen backbone (its hidden_size is d_model)."""
+    instruction_token_ids: tuple[tuple[int, ...], ...]
+    """The prefix tokens of every instruction in the env's bank, indexed by instruction_id."""
+    obs_dim: int
+    """Width O of the raw observation."""
+    head: str
+    """"categorical" (Discrete actions) or "gaussian" (Box actions)."""
+    action_dim: int
+    """Number of actions (categorical) or action width (gaussian)."""
+    num_soft_tokens: int = 1
+    """k: soft tokens the observation projection produces."""
+    proj_hidden: int = 512
+    """Hidden width of the observation projection E_phi."""
+    lora_rank: int = 0
+    """Rank r of LoRA adapters on every layer's q and v projections; 0 (default) keeps the LLM
+    entirely frozen. With r > 0 the adapters are trainable; the base weights stay frozen."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: the update is (lora_alpha / lora_rank) * A @ B."""
+    backbone: str = "unknown"
+    """Which LLM weights this prior runs on, e.g. "smollm2-135m", "random:smollm2-135m", a path."""
+    instructions: tuple[str, ...] = ()
+    """The instruction texts (for the record); same order as instruction_token_ids."""
 
-  @property
-  def d_model(self) -> int:
-    return self.llm_config.hidden_size
+    def __post_init__(self):
+        _check_head(self.head, self.action_dim)
+        if not self.instruction_token_ids:
+            raise ValueError("LLMPrior needs at least one instruction in its bank")
+        for i, ids in enumerate(self.instruction_token_ids):
+            if len(ids) == 0:
+                raise ValueError(f"instruction {i} has no tokens; every prefix needs at least one")
+            bad = [t for t in ids if not 0 <= t < self.llm_config.vocab_size]
+            if bad:
+                raise ValueError(f"instruction {i} has token ids {bad[:5]} outside the LLM vocabulary "
+                                 f"[0, {self.llm_config.vocab_size})")
+        if self.instructions and len(self.instructions) != len(self.instruction_token_ids):
+            raise ValueError(f"{len(self.instructions)} instruction texts but "
+                             f"{len(self.instruction_token_ids)} token sequences")
+        if self.num_soft_tokens < 1:
+            raise ValueError(f"num_soft_tokens must be >= 1, got {self.num_soft_tokens}")
+        if self.obs_dim < 1:
+            raise ValueError(f"obs_dim must be >= 1, got {self.obs_dim}")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
+        if self.lora_rank and not self.lora_alpha > 0:
+            raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha}")
+        longest = max(len(ids) for ids in self.instruction_token_ids) + self.num_soft_tokens
+        if longest > self.llm_config.max_position_embeddings:
+            raise ValueError(f"longest instruction plus soft tokens is {longest} tokens, more than the "
+                             f"LLM's max_position_embeddings={self.llm_config.max_position_embeddings}")
 
-  @property
-  def num_instructions(self) -> int:
-    return len(self.instruction_token_ids)
+    @classmethod
+    def from_instructions(cls, llm_config: LlamaConfig, tokenizer: Any, instructions: Sequence[str],
+                          obs_dim: int, action_space: Any = None, *, head: Optional[str] = None,
+                          action_dim: Optional[int] = None,
+                          prompt_template: str = DEFAULT_PROMPT_TEMPLATE, **kwargs) -> "LLMPrior":
+        """Tokenizes ``prompt_template.format(instruction=g)`` for every g in the bank (host).
 
-  def describe(self) -> dict[str, Any]:
-    """JSON-able summary, stored next to checkpoints and in experiment outputs."""
-    return {
-        "kind": "llm", "backbone": self.backbone, "d_model": self.d_model,
-        "llm_config": self.llm_config.to_dict(), "obs_dim": self.obs_dim, "head": self.head,
-        "action_dim": self.action_dim, "num_soft_tokens": self.num_soft_tokens,
-        "proj_hidden": self.proj_hidden, "lora_rank": self.lora_rank,
-        "lora_alpha": self.lora_alpha if self.lora_rank else None,
-        "num_instructions": self.num_instructions,
-    }
+        Args:
+          tokenizer: anything with ``encode(text) -> list[int]``.
+          action_space: Discrete(n) or Box; or give ``head`` and ``action_dim`` instead.
+          kwargs: the other LLMPrior fields (num_soft_tokens, proj_hidden, backbone, ...).
+        """
+        if action_space is not None:
+            head, action_dim = head_for_action_space(action_space)
+        if head is None or action_dim is None:
+            raise ValueError("give either action_space or both head and action_dim")
+        texts = tuple(str(g) for g in instructions)
+        token_ids = tuple(tuple(int(t) for t in tokenizer.encode(prompt_template.format(instruction=g)))
+                          for g in texts)
+        return cls(llm_config=llm_config, instruction_token_ids=token_ids, obs_dim=int(obs_dim),
+                   head=head, action_dim=int(action_dim), instructions=texts, **kwargs)
 
-  # --- parameters
+    # --- static properties
 
-  def padded_instruction_ids(self, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
-    """Instruction bank as ids [G, T] int32 and mask [G, T] bool, padded on ``side``."""
-    g, t = self.num_instructions, max(len(x) for x in self.instruction_token_ids)
-    ids = np.zeros((g, t), np.int32)
-    mask = np.zeros((g, t), bool)
-    for i, seq in enumerate(self.instruction_token_ids):
-      sl = slice(0, len(seq)) if side == "right" else slice(t - len(seq), t)
-      ids[i, sl] = seq
-      mask[i, sl] = True
-    return ids, mask
+    @property
+    def d_model(self) -> int:
+        return self.llm_config.hidden_size
 
-  def build_prefix_cache(self, llm_params: Params) -> PrefixCache:
-    """Keys and values of every instruction prefix, [L, G, T, K, H] (one jitted prefill).
+    @property
+    def num_instructions(self) -> int:
+        return len(self.instruction_token_ids)
 
-    Cost grows with the bank: G * T tokens through the LLM once, and 2 * L * G * T * K * H
-    numbers of memory (SmolLM2-135M in float32: about 45 KiB per prefix token, so a 40-instruction
-    bank of 22-token prefixes takes 39 MiB).
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary, stored next to checkpoints and in experiment outputs."""
+        return {
+            "kind": "llm", "backbone": self.backbone, "d_model": self.d_model,
+            "llm_config": self.llm_config.to_dict(), "obs_dim": self.obs_dim, "head": self.head,
+            "action_dim": self.action_dim, "num_soft_tokens": self.num_soft_tokens,
+            "proj_hidden": self.proj_hidden, "lora_rank": self.lora_rank,
+            "lora_alpha": self.lora_alpha if self.lora_rank else None,
+            "num_instructions": self.num_instructions,
+        }
 
-    ``llm_params`` are the weights the prior runs (with LoRA: base weights plus the update,
-    see ``llm_weights``).
-    """
-    ids, mask = self.padded_instruction_ids("right")
-    return _prefill(self.llm_config, llm_params, jnp.asarray(ids), jnp.asarray(mask))
+    # --- parameters
 
-  def refresh_prefix_cache(self, prior_params: PriorParams) -> PriorParams:
-    """Recomputes the bank's prefix caches from the current weights (needed after the LoRA
-    adapters change; ``distill`` and ``load_prior`` call it). Without LoRA the cache never goes
-    stale and the params are returned unchanged."""
-    if not self.lora_rank:
-      return prior_params
-    cache = self.build_prefix_cache(_merge_lora_jit(self, prior_params.frozen["llm"],
-                                                    prior_params.trainable["lora"]))
-    return prior_params.replace(frozen={**prior_params.frozen, "prefix_cache": cache})
+    def padded_instruction_ids(self, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
+        """Instruction bank as ids [G, T] int32 and mask [G, T] bool, padded on ``side``."""
+        g, t = self.num_instructions, max(len(x) for x in self.instruction_token_ids)
+        ids = np.zeros((g, t), np.int32)
+        mask = np.zeros((g, t), bool)
+        for i, seq in enumerate(self.instruction_token_ids):
+            sl = slice(0, len(seq)) if side == "right" else slice(t - len(seq), t)
+            ids[i, sl] = seq
+            mask[i, sl] = True
+        return ids, mask
 
-  def merge_lora(self, llm_params: Params, lora: Params) -> Params:
-    """Base weights plus (lora_alpha / r) * A @ B on every layer's q_proj and v_proj."""
-    scale = self.lora_alpha / self.lora_rank
-    layers = dict(llm_params["layers"])
-    q, v = layers["q_proj"], layers["v_proj"]
-    delta_q = scale * jnp.einsum("ldr,lrnh->ldnh", lora["q_a"], lora["q_b"])
-    delta_v = scale * jnp.einsum("ldr,lrkh->ldkh", lora["v_a"], lora["v_b"])
-    layers["q_proj"] = q + delta_q.astype(q.dtype)
-    layers["v_proj"] = v + delta_v.astype(v.dtype)
-    return {**llm_params, "layers": layers}
+    def build_prefix_cache(self, llm_params: Params) -> PrefixCache:
+        """Keys and values of every instruction prefix, [L, G, T, K, H] (one jitted prefill).
 
-  def llm_weights(self, prior_params: PriorParams) -> Params:
-    """The LLM weights the prior runs: the frozen base (no gradient) plus the LoRA update."""
-    llm = jax.lax.stop_gradient(prior_params.frozen["llm"])
-    if not self.lora_rank:
-      return llm
-    return self.merge_lora(llm, prior_params.trainable["lora"])
+        Cost grows with the bank: G * T tokens through the LLM once, and 2 * L * G * T * K * H
+        numbers of memory (SmolLM2-135M in float32: about 45 KiB per prefix token, so a 40-instruction
+        bank of 22-token prefixes takes 39 MiB).
 
-  def init_trainable(self, key: jax.Array) -> Params:
-    """Fresh observation projection E_phi, action head and (lora_rank > 0) LoRA adapters."""
-    k_proj_hidden, k_proj_out, k_head, k_q, k_v = jax.random.split(key, 5)
-    trainable = {
-        "proj": [
-            _dense_init(k_proj_hidden, self.obs_dim, self.proj_hidden),
-            _dense_init(k_proj_out, self.proj_hidden, self.num_soft_tokens * self.d_model),
-        ],
-        "head": init_head(k_head, self.d_model, self.head, self.action_dim),
-    }
-    if self.lora_rank:
-      # A ~ N(0, 1/D), B = 0: the adapted LLM starts exactly equal to the base.
-      c, r = self.llm_config, self.lora_rank
-      a_scale = 1.0 / math.sqrt(c.hidden_size)
-      trainable["lora"] = {
-          "q_a": a_scale * jax.random.normal(k_q, (c.num_layers, c.hidden_size, r), jnp.float32),
-          "q_b": jnp.zeros((c.num_layers, r, c.num_heads, c.head_dim), jnp.float32),
-          "v_a": a_scale * jax.random.normal(k_v, (c.num_layers, c.hidden_size, r), jnp.float32),
-          "v_b": jnp.zeros((c.num_layers, r, c.num_kv_heads, c.head_dim), jnp.float32),
-      }
-    return trainable
+        ``llm_params`` are the weights the prior runs (with LoRA: base weights plus the update,
+        see ``llm_weights``).
+        """
+        ids, mask = self.padded_instruction_ids("right")
+        return _prefill(self.llm_config, llm_params, jnp.asarray(ids), jnp.asarray(mask))
 
-  def init(self, key: jax.Array, llm_params: Params,
-           obs_norm: Optional[ObsNorm] = None) -> PriorParams:
-    """Fresh projection and head; the LLM weights and the bank's prefix caches as frozen params.
+    def refresh_prefix_cache(self, prior_params: PriorParams) -> PriorParams:
+        """Recomputes the bank's prefix caches from the current weights (needed after the LoRA
+        adapters change; ``distill`` and ``load_prior`` call it). Without LoRA the cache never goes
+        stale and the params are returned unchanged."""
+        if not self.lora_rank:
+            return prior_params
+        cache = self.build_prefix_cache(_merge_lora_jit(self, prior_params.frozen["llm"],
+                                                        prior_params.trainable["lora"]))
+        return prior_params.replace(frozen={**prior_params.frozen, "prefix_cache": cache})
 
-    ``obs_norm`` defaults to the identity; ``distill`` sets it from the demonstrations.
-    """
-    llm_model.check_params(self.llm_config, llm_params)
-    trainable = self.init_trainable(key)
-    embed = llm_params["embed"].astype(jnp.float32)
-    frozen = {
-        "llm": llm_params,
-        "prefix_cache": self.build_prefix_cache(llm_params),
-        "soft_token_scale": jnp.sqrt(jnp.mean(jnp.square(embed))),
-        "obs_norm": obs_norm if obs_norm is not None else identity_obs_norm(self.obs_dim),
-    }
-    return PriorParams(trainable=trainable, frozen=frozen)
+    def merge_lora(self, llm_params: Params, lora: Params) -> Params:
+        """Base weights plus (lora_alpha / r) * A @ B on every layer's q_proj and v_proj."""
+        scale = self.lora_alpha / self.lora_rank
+        layers = dict(llm_params["layers"])
+        q, v = layers["q_proj"], layers["v_proj"]
+        delta_q = scale * jnp.einsum("ldr,lrnh->ldnh", lora["q_a"], lora["q_b"])
+        delta_v = scale * jnp.einsum("ldr,lrkh->ldkh", lora["v_a"], lora["v_b"])
+        layers["q_proj"] = q + delta_q.astype(q.dtype)
+        layers["v_proj"] = v + delta_v.astype(v.dtype)
+        return {**llm_params, "layers": layers}
 
-  # --- forward
+    def llm_weights(self, prior_params: PriorParams) -> Params:
+        """The LLM weights the prior runs: the frozen base (no gradient) plus the LoRA update."""
+        llm = jax.lax.stop_gradient(prior_params.frozen["llm"])
+        if not self.lora_rank:
+            return llm
+        return self.merge_lora(llm, prior_params.trainable["lora"])
 
-  def soft_tokens(self, prior_params: PriorParams, obs_bo: jax.Array) -> jax.Array:
-    """E_phi: raw obs [B, O] -> soft tokens [B, k, D] (float32)."""
-    chex.assert_rank(obs_bo, 2)
-    chex.assert_axis_dimension(obs_bo, 1, self.obs_dim)
-    x = prior_params.obs_norm.normalize(obs_bo)
-    x = jax.lax.stop_gradient(x)
-    scale = jax.lax.stop_gradient(prior_params.frozen["soft_token_scale"])
-    out = scale * _mlp(prior_params.trainable["proj"], x)
-    return out.reshape(obs_bo.shape[0], self.num_soft_tokens, self.d_model)
+    def init_trainable(self, key: jax.Array) -> Params:
+        """Fresh observation projection E_phi, action head and (lora_rank > 0) LoRA adapters."""
+        k_proj_hidden, k_proj_out, k_head, k_q, k_v = jax.random.split(key, 5)
+        trainable = {
+            "proj": [
+                _dense_init(k_proj_hidden, self.obs_dim, self.proj_hidden),
+                _dense_init(k_proj_out, self.proj_hidden, self.num_soft_tokens * self.d_model),
+            ],
+            "head": init_head(k_head, self.d_model, self.head, self.action_dim),
+        }
+        if self.lora_rank:
+            # A ~ N(0, 1/D), B = 0: the adapted LLM starts exactly equal to the base.
+            c, r = self.llm_config, self.lora_rank
+            a_scale = 1.0 / math.sqrt(c.hidden_size)
+            trainable["lora"] = {
+                "q_a": a_scale * jax.random.normal(k_q, (c.num_layers, c.hidden_size, r), jnp.float32),
+                "q_b": jnp.zeros((c.num_layers, r, c.num_heads, c.head_dim), jnp.float32),
+                "v_a": a_scale * jax.random.normal(k_v, (c.num_layers, c.hidden_size, r), jnp.float32),
+                "v_b": jnp.zeros((c.num_layers, r, c.num_kv_heads, c.head_dim), jnp.float32),
+            }
+        return trainable
 
-  def latent(self, prior_params: PriorParams, obs_bo: jax.Array,
-             instruction_id_b: jax.Array) -> jax.Array:
-    """Latent action z [B, D] (float32): last soft token's final hidden state, cached prefix.
+    def init(self, key: jax.Array, llm_params: Params,
+             obs_norm: Optional[ObsNorm] = None) -> PriorParams:
+        """Fresh projection and head; the LLM weights and the bank's prefix caches as frozen params.
 
-    Out-of-range instruction ids are clamped by the gather (no check inside jit). With LoRA
-    the cache holds the keys and values of the adapters it was built with (see
-    ``refresh_prefix_cache``) and no gradient flows through it: train with ``training_apply``.
-    """
-    prefix_cache = jax.lax.stop_gradient(prior_params.frozen["prefix_cache"])
-    soft_bkd = self.soft_tokens(prior_params, obs_bo)
-    chex.assert_shape(instruction_id_b, (obs_bo.shape[0],))
-    hidden_bkd = llm_model.forward_with_prefix(self.llm_config, self.llm_weights(prior_params),
-                                               prefix_cache, soft_bkd,
-                                               instruction_id_b.astype(jnp.int32))
-    return hidden_bkd[:, -1].astype(jnp.float32)
+        ``obs_norm`` defaults to the identity; ``distill`` sets it from the demonstrations.
+        """
+        llm_model.check_params(self.llm_config, llm_params)
+        trainable = self.init_trainable(key)
+        embed = llm_params["embed"].astype(jnp.float32)
+        frozen = {
+            "llm": llm_params,
+            "prefix_cache": self.build_prefix_cache(llm_params),
+            "soft_token_scale": jnp.sqrt(jnp.mean(jnp.square(embed))),
+            "obs_norm": obs_norm if obs_norm is not None else identity_obs_norm(self.obs_dim),
+        }
+        return PriorParams(trainable=trainable, frozen=frozen)
 
-  def latent_uncached(self, prior_params: PriorParams, obs_bo: jax.Array,
-                      instruction_id_b: jax.Array) -> jax.Array:
-    """Same as ``latent`` by running the whole [instruction ; soft tokens] sequence.
+    # --- forward
 
-    Instructions are left-padded (masked, positions counted over real tokens only), so every
-    row's soft tokens sit right after its own instruction, as in the cached path.
-    """
-    llm = self.llm_weights(prior_params)
-    soft_bkd = self.soft_tokens(prior_params, obs_bo)
-    ids_gt, mask_gt = self.padded_instruction_ids("left")
-    iid = instruction_id_b.astype(jnp.int32)
-    ids_bt = jnp.asarray(ids_gt)[iid]
-    b = obs_bo.shape[0]
-    mask_bt = jnp.concatenate(
-        [jnp.asarray(mask_gt)[iid], jnp.ones((b, self.num_soft_tokens), bool)], axis=1)
-    embeds = jnp.concatenate(
-        [llm_model.embed_tokens(self.llm_config, llm, ids_bt),
-         soft_bkd.astype(self.llm_config.jnp_dtype)], axis=1)
-    positions_bt = jnp.maximum(jnp.cumsum(mask_bt.astype(jnp.int32), axis=1) - 1, 0)
-    hidden_btd, _ = llm_model.forward_embeds(self.llm_config, llm, embeds, positions_bt, mask_bt)
-    return hidden_btd[:, -1].astype(jnp.float32)
+    def soft_tokens(self, prior_params: PriorParams, obs_bo: jax.Array) -> jax.Array:
+        """E_phi: raw obs [B, O] -> soft tokens [B, k, D] (float32)."""
+        chex.assert_rank(obs_bo, 2)
+        chex.assert_axis_dimension(obs_bo, 1, self.obs_dim)
+        x = prior_params.obs_norm.normalize(obs_bo)
+        x = jax.lax.stop_gradient(x)
+        scale = jax.lax.stop_gradient(prior_params.frozen["soft_token_scale"])
+        out = scale * _mlp(prior_params.trainable["proj"], x)
+        return out.reshape(obs_bo.shape[0], self.num_soft_tokens, self.d_model)
 
-  def apply(self, prior_params: PriorParams, obs_bo: jax.Array,
-            instruction_id_b: jax.Array) -> Distribution:
-    """The PPO Prior protocol: raw obs [B, O] float32, instruction_id [B] int32 -> p(a | s, g)."""
-    z = self.latent(prior_params, obs_bo, instruction_id_b)
-    return apply_head(prior_params.trainable["head"], self.head, self.action_dim, z)
+    def latent(self, prior_params: PriorParams, obs_bo: jax.Array,
+               instruction_id_b: jax.Array) -> jax.Array:
+        """Latent action z [B, D] (float32): last soft token's final hidden state, cached prefix.
 
-  def apply_uncached(self, prior_params: PriorParams, obs_bo: jax.Array,
-                     instruction_id_b: jax.Array) -> Distribution:
-    """``apply`` without the prefix cache (reference path; recomputes the instruction)."""
-    z = self.latent_uncached(prior_params, obs_bo, instruction_id_b)
-    return apply_head(prior_params.trainable["head"], self.head, self.action_dim, z)
+        Out-of-range instruction ids are clamped by the gather (no check inside jit). With LoRA
+        the cache holds the keys and values of the adapters it was built with (see
+        ``refresh_prefix_cache``) and no gradient flows through it: train with ``training_apply``.
+        """
+        prefix_cache = jax.lax.stop_gradient(prior_params.frozen["prefix_cache"])
+        soft_bkd = self.soft_tokens(prior_params, obs_bo)
+        chex.assert_shape(instruction_id_b, (obs_bo.shape[0],))
+        hidden_bkd = llm_model.forward_with_prefix(self.llm_config, self.llm_weights(prior_params),
+                                                   prefix_cache, soft_bkd,
+                                                   instruction_id_b.astype(jnp.int32))
+        return hidden_bkd[:, -1].astype(jnp.float32)
 
-  def training_apply(self, prior_params: PriorParams, obs_bo: jax.Array,
-                     instruction_id_b: jax.Array) -> Distribution:
-    """What distillation differentiates: ``apply`` (cached prefix) without LoRA; with LoRA the
-    full forward, so gradients reach the adapters through the instruction's keys and values."""
-    if self.lora_rank:
-      return self.apply_uncached(prior_params, obs_bo, instruction_id_b)
-    return self.apply(prior_params, obs_bo, instruction_id_b)
+    def latent_uncached(self, prior_params: PriorParams, obs_bo: jax.Array,
+                        instruction_id_b: jax.Array) -> jax.Array:
+        """Same as ``latent`` by running the whole [instruction ; soft tokens] sequence.
+
+        Instructions are left-padded (masked, positions counted over real tokens only), so every
+        row's soft tokens sit right after its own instruction, as in the cached path.
+        """
+        llm = self.llm_weights(prior_params)
+        soft_bkd = self.soft_tokens(prior_params, obs_bo)
+        ids_gt, mask_gt = self.padded_instruction_ids("left")
+        iid = instruction_id_b.astype(jnp.int32)
+        ids_bt = jnp.asarray(ids_gt)[iid]
+        b = obs_bo.shape[0]
+        mask_bt = jnp.concatenate(
+            [jnp.asarray(mask_gt)[iid], jnp.ones((b, self.num_soft_tokens), bool)], axis=1)
+        embeds = jnp.concatenate(
+            [llm_model.embed_tokens(self.llm_config, llm, ids_bt),
+             soft_bkd.astype(self.llm_config.jnp_dtype)], axis=1)
+        positions_bt = jnp.maximum(jnp.cumsum(mask_bt.astype(jnp.int32), axis=1) - 1, 0)
+        hidden_btd, _ = llm_model.forward_embeds(self.llm_config, llm, embeds, positions_bt, mask_bt)
+        return hidden_btd[:, -1].astype(jnp.float32)
+
+    def apply(self, prior_params: PriorParams, obs_bo: jax.Array,
+              instruction_id_b: jax.Array) -> Distribution:
+        """The PPO Prior protocol: raw obs [B, O] float32, instruction_id [B] int32 -> p(a | s, g)."""
+        z = self.latent(prior_params, obs_bo, instruction_id_b)
+        return apply_head(prior_params.trainable["head"], self.head, self.action_dim, z)
+
+    def apply_uncached(self, prior_params: PriorParams, obs_bo: jax.Array,
+                       instruction_id_b: jax.Array) -> Distribution:
+        """``apply`` without the prefix cache (reference path; recomputes the instruction)."""
+        z = self.latent_uncached(prior_params, obs_bo, instruction_id_b)
+        return apply_head(prior_params.trainable["head"], self.head, self.action_dim, z)
+
+    def training_apply(self, prior_params: PriorParams, obs_bo: jax.Array,
+                       instruction_id_b: jax.Array) -> Distribution:
+        """What distillation differentiates: ``apply`` (cached prefix) without LoRA; with LoRA the
+        full forward, so gradients reach the adapters through the instruction's keys and values."""
+        if self.lora_rank:
+            return self.apply_uncached(prior_params, obs_bo, instruction_id_b)
+        return self.apply(prior_params, obs_bo, instruction_id_b)
 
 
 def build_llm_prior(backbone: str, instructions: Sequence[str], obs_dim: int, action_space: Any,
                     key: jax.Array, *, dtype: Any = jnp.float32, cache_dir: Optional[str] = None,
                     **kwargs) -> tuple[LLMPrior, PriorParams]:
-  """Loads the LLM (``lago_jax.llm.load_pretrained``), tokenizes the bank, inits the prior.
+    """Loads the LLM (``lago_jax.llm.load_pretrained``), tokenizes the bank, inits the prior.
 
-  Args:
-    backbone: "smollm2-135m", "random:<preset>[:<seed>]", a Hugging Face directory or .gguf.
-    kwargs: other LLMPrior fields (num_soft_tokens, proj_hidden, prompt_template, ...).
-  Returns:
-    (prior, prior_params) with identity observation statistics (``distill`` sets them).
-  """
-  from lago_jax.llm import load_pretrained  # pylint: disable=import-outside-toplevel
-  llm_config, llm_params, tokenizer = load_pretrained(backbone, dtype=dtype, cache_dir=cache_dir)
-  if tokenizer is None:
-    raise ValueError(f"the LLM at {backbone!r} comes without a tokenizer; the prior needs one to "
-                     "tokenize its instructions")
-  prior = LLMPrior.from_instructions(llm_config, tokenizer, instructions, obs_dim, action_space,
-                                     backbone=backbone, **kwargs)
-  return prior, prior.init(key, llm_params)
+    Args:
+      backbone: "smollm2-135m", "random:<preset>[:<seed>]", a Hugging Face directory or .gguf.
+      kwargs: other LLMPrior fields (num_soft_tokens, proj_hidden, prompt_template, ...).
+    Returns:
+      (prior, prior_params) with identity observation statistics (``distill`` sets them).
+    """
+    from lago_jax.llm import load_pretrained  # pylint: disable=import-outside-toplevel
+    llm_config, llm_params, tokenizer = load_pretrained(backbone, dtype=dtype, cache_dir=cache_dir)
+    if tokenizer is None:
+        raise ValueError(f"the LLM at {backbone!r} comes without a tokenizer; the prior needs one to "
+                         "tokenize its instructions")
+    prior = LLMPrior.from_instructions(llm_config, tokenizer, instructions, obs_dim, action_space,
+                                       backbone=backbone, **kwargs)
+    return prior, prior.init(key, llm_params)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _merge_lora_jit(prior: LLMPrior, llm_params: Params, lora: Params) -> Params:
-  return prior.merge_lora(llm_params, lora)
+    return prior.merge_lora(llm_params, lora)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _prefill(config: LlamaConfig, llm_params: Params, ids_gt: jax.Array,
              mask_gt: jax.Array) -> PrefixCache:
-  return llm_model.prefill_prefix(config, llm_params, ids_gt, mask_gt)
+    return llm_model.prefill_prefix(config, llm_params, ids_gt, mask_gt)
 
 
 # ----------------------------------------------------------------------------- MLP prior
@@ -515,99 +515,99 @@ def _prefill(config: LlamaConfig, llm_params: Params, ids_gt: jax.Array,
 
 @dataclasses.dataclass(frozen=True)
 class MLPPrior:
-  """The no-LLM ablation: [normalised obs ; instruction-id embedding] -> MLP -> the same heads."""
+    """The no-LLM ablation: [normalised obs ; instruction-id embedding] -> MLP -> the same heads."""
 
-  obs_dim: int
-  """Width O of the raw observation."""
-  head: str
-  """"categorical" or "gaussian"."""
-  action_dim: int
-  """Number of actions (categorical) or action width (gaussian)."""
-  num_instructions: int = 1
-  """Size G of the instruction bank (rows of the learned instruction embedding)."""
-  hidden: tuple[int, ...] = (256, 256)
-  """Hidden widths of the MLP (ReLU)."""
-  instruction_embed_dim: int = 32
-  """Width of the learned instruction-id embedding."""
-  backbone: str = "mlp"
-  """Recorded in outputs in place of an LLM name."""
-  instructions: tuple[str, ...] = ()
-  """The instruction texts (for the record only; the MLP sees ids)."""
+    obs_dim: int
+    """Width O of the raw observation."""
+    head: str
+    """"categorical" or "gaussian"."""
+    action_dim: int
+    """Number of actions (categorical) or action width (gaussian)."""
+    num_instructions: int = 1
+    """Size G of the instruction bank (rows of the learned instruction embedding)."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the MLP (ReLU)."""
+    instruction_embed_dim: int = 32
+    """Width of the learned instruction-id embedding."""
+    backbone: str = "mlp"
+    """Recorded in outputs in place of an LLM name."""
+    instructions: tuple[str, ...] = ()
+    """The instruction texts (for the record only; the MLP sees ids)."""
 
-  def __post_init__(self):
-    _check_head(self.head, self.action_dim)
-    if self.obs_dim < 1 or self.num_instructions < 1:
-      raise ValueError(f"obs_dim and num_instructions must be >= 1, got {self.obs_dim}, "
-                       f"{self.num_instructions}")
-    object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+    def __post_init__(self):
+        _check_head(self.head, self.action_dim)
+        if self.obs_dim < 1 or self.num_instructions < 1:
+            raise ValueError(f"obs_dim and num_instructions must be >= 1, got {self.obs_dim}, "
+                             f"{self.num_instructions}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
 
-  @classmethod
-  def from_instructions(cls, instructions: Sequence[str], obs_dim: int, action_space: Any = None,
-                        *, head: Optional[str] = None, action_dim: Optional[int] = None,
-                        **kwargs) -> "MLPPrior":
-    """Mirror of ``LLMPrior.from_instructions`` (no tokenizer needed)."""
-    if action_space is not None:
-      head, action_dim = head_for_action_space(action_space)
-    if head is None or action_dim is None:
-      raise ValueError("give either action_space or both head and action_dim")
-    texts = tuple(str(g) for g in instructions)
-    return cls(obs_dim=int(obs_dim), head=head, action_dim=int(action_dim),
-               num_instructions=len(texts), instructions=texts, **kwargs)
+    @classmethod
+    def from_instructions(cls, instructions: Sequence[str], obs_dim: int, action_space: Any = None,
+                          *, head: Optional[str] = None, action_dim: Optional[int] = None,
+                          **kwargs) -> "MLPPrior":
+        """Mirror of ``LLMPrior.from_instructions`` (no tokenizer needed)."""
+        if action_space is not None:
+            head, action_dim = head_for_action_space(action_space)
+        if head is None or action_dim is None:
+            raise ValueError("give either action_space or both head and action_dim")
+        texts = tuple(str(g) for g in instructions)
+        return cls(obs_dim=int(obs_dim), head=head, action_dim=int(action_dim),
+                   num_instructions=len(texts), instructions=texts, **kwargs)
 
-  @property
-  def d_model(self) -> int:
-    """Width of the latent fed to the head (the last hidden layer)."""
-    return self.hidden[-1] if self.hidden else self.obs_dim + self.instruction_embed_dim
+    @property
+    def d_model(self) -> int:
+        """Width of the latent fed to the head (the last hidden layer)."""
+        return self.hidden[-1] if self.hidden else self.obs_dim + self.instruction_embed_dim
 
-  def describe(self) -> dict[str, Any]:
-    return {
-        "kind": "mlp", "backbone": self.backbone, "d_model": self.d_model,
-        "obs_dim": self.obs_dim, "head": self.head, "action_dim": self.action_dim,
-        "hidden": list(self.hidden), "instruction_embed_dim": self.instruction_embed_dim,
-        "num_instructions": self.num_instructions,
-    }
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "mlp", "backbone": self.backbone, "d_model": self.d_model,
+            "obs_dim": self.obs_dim, "head": self.head, "action_dim": self.action_dim,
+            "hidden": list(self.hidden), "instruction_embed_dim": self.instruction_embed_dim,
+            "num_instructions": self.num_instructions,
+        }
 
-  def init_trainable(self, key: jax.Array) -> Params:
-    """Fresh instruction embedding, MLP and action head."""
-    keys = jax.random.split(key, len(self.hidden) + 2)
-    widths = (self.obs_dim + self.instruction_embed_dim,) + self.hidden
-    return {
-        "instruction_embed": jax.random.normal(
-            keys[0], (self.num_instructions, self.instruction_embed_dim), jnp.float32),
-        "mlp": [_dense_init(keys[i + 1], widths[i], widths[i + 1]) for i in range(len(self.hidden))],
-        "head": init_head(keys[-1], widths[-1], self.head, self.action_dim),
-    }
+    def init_trainable(self, key: jax.Array) -> Params:
+        """Fresh instruction embedding, MLP and action head."""
+        keys = jax.random.split(key, len(self.hidden) + 2)
+        widths = (self.obs_dim + self.instruction_embed_dim,) + self.hidden
+        return {
+            "instruction_embed": jax.random.normal(
+                keys[0], (self.num_instructions, self.instruction_embed_dim), jnp.float32),
+            "mlp": [_dense_init(keys[i + 1], widths[i], widths[i + 1]) for i in range(len(self.hidden))],
+            "head": init_head(keys[-1], widths[-1], self.head, self.action_dim),
+        }
 
-  def init(self, key: jax.Array, obs_norm: Optional[ObsNorm] = None) -> PriorParams:
-    """Fresh trainable parameters; identity observation statistics unless given."""
-    trainable = self.init_trainable(key)
-    frozen = {"obs_norm": obs_norm if obs_norm is not None else identity_obs_norm(self.obs_dim)}
-    return PriorParams(trainable=trainable, frozen=frozen)
+    def init(self, key: jax.Array, obs_norm: Optional[ObsNorm] = None) -> PriorParams:
+        """Fresh trainable parameters; identity observation statistics unless given."""
+        trainable = self.init_trainable(key)
+        frozen = {"obs_norm": obs_norm if obs_norm is not None else identity_obs_norm(self.obs_dim)}
+        return PriorParams(trainable=trainable, frozen=frozen)
 
-  def latent(self, prior_params: PriorParams, obs_bo: jax.Array,
-             instruction_id_b: jax.Array) -> jax.Array:
-    """Last hidden layer [B, hidden[-1]]."""
-    chex.assert_rank(obs_bo, 2)
-    chex.assert_axis_dimension(obs_bo, 1, self.obs_dim)
-    chex.assert_shape(instruction_id_b, (obs_bo.shape[0],))
-    x = jax.lax.stop_gradient(prior_params.obs_norm.normalize(obs_bo))
-    emb = prior_params.trainable["instruction_embed"][instruction_id_b.astype(jnp.int32)]
-    h = jnp.concatenate([x, emb], axis=-1)
-    for layer in prior_params.trainable["mlp"]:
-      h = jax.nn.relu(_dense(layer, h))
-    return h
+    def latent(self, prior_params: PriorParams, obs_bo: jax.Array,
+               instruction_id_b: jax.Array) -> jax.Array:
+        """Last hidden layer [B, hidden[-1]]."""
+        chex.assert_rank(obs_bo, 2)
+        chex.assert_axis_dimension(obs_bo, 1, self.obs_dim)
+        chex.assert_shape(instruction_id_b, (obs_bo.shape[0],))
+        x = jax.lax.stop_gradient(prior_params.obs_norm.normalize(obs_bo))
+        emb = prior_params.trainable["instruction_embed"][instruction_id_b.astype(jnp.int32)]
+        h = jnp.concatenate([x, emb], axis=-1)
+        for layer in prior_params.trainable["mlp"]:
+            h = jax.nn.relu(_dense(layer, h))
+        return h
 
-  def apply(self, prior_params: PriorParams, obs_bo: jax.Array,
-            instruction_id_b: jax.Array) -> Distribution:
-    """The PPO Prior protocol: raw obs [B, O] float32, instruction_id [B] int32 -> p(a | s, g)."""
-    z = self.latent(prior_params, obs_bo, instruction_id_b)
-    return apply_head(prior_params.trainable["head"], self.head, self.action_dim, z)
+    def apply(self, prior_params: PriorParams, obs_bo: jax.Array,
+              instruction_id_b: jax.Array) -> Distribution:
+        """The PPO Prior protocol: raw obs [B, O] float32, instruction_id [B] int32 -> p(a | s, g)."""
+        z = self.latent(prior_params, obs_bo, instruction_id_b)
+        return apply_head(prior_params.trainable["head"], self.head, self.action_dim, z)
 
-  training_apply = apply
+    training_apply = apply
 
-  def refresh_prefix_cache(self, prior_params: PriorParams) -> PriorParams:
-    """No cache to refresh."""
-    return prior_params
+    def refresh_prefix_cache(self, prior_params: PriorParams) -> PriorParams:
+        """No cache to refresh."""
+        return prior_params
 
 
 DistillablePrior = Union[LLMPrior, MLPPrior]
