@@ -25,13 +25,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from lago_jax.errors import CheckpointError
+
 ITEMS = ("state", "config", "meta")
 FORMAT_VERSION = 2
 _METADATA_FILE = "_CHECKPOINT_METADATA"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete, corrupt or does not match the run."""
 
 
 def _leaf_key(i: int) -> str:

@@ -24,3 +24,12 @@ def test_llm_and_mlp_priors_satisfy_the_one_prior_protocol():
     assert isinstance(tiny_llm_prior("categorical"), Prior) and isinstance(mlp_prior("gaussian"), Prior)
     assert issubclass(LLMPrior, Prior) and issubclass(MLPPrior, Prior)
     assert not isinstance(object(), Prior)
+
+
+def test_one_non_finite_loss_error_for_ppo_and_distillation():
+    import lago_jax.ppo
+    import lago_jax.prior
+    from lago_jax.errors import NonFiniteLossError
+
+    assert lago_jax.ppo.NonFiniteLossError is lago_jax.prior.NonFiniteLossError is NonFiniteLossError
+    assert issubclass(NonFiniteLossError, FloatingPointError)

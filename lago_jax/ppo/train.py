@@ -42,6 +42,7 @@ from jax.sharding import PartitionSpec as P
 from envs.core import Env, State
 from envs.wrappers import training_env
 from lago_jax import parallel
+from lago_jax.errors import NonFiniteLossError
 from lago_jax.distributions import Categorical, DiagGaussian
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.gae import compute_gae
@@ -50,10 +51,6 @@ from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, updat
 from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import Transition, generate_rollout
 from lago_jax.ppo.schedule import BetaSchedule, next_beta
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a non-finite loss or parameter; the message names the update."""
 
 
 @struct.dataclass

@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from lago_jax import parallel
+from lago_jax.errors import NonFiniteLossError
 from lago_jax.prior.model import (ObsNorm, Params, DistillablePrior, PriorParams, compute_obs_norm,
                                   negative_log_likelihood)
 
@@ -132,10 +133,6 @@ class DistillResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the last good state is checkpointed."""
 
 
 # ----------------------------------------------------------------------------- data
