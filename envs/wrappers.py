@@ -200,12 +200,30 @@ class VmapWrapper(Wrapper):
             raise ValueError(f"VmapWrapper needs batch_size >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
 
+    @property
+    def num_envs(self) -> int:
+        """The batch size: a ``VmapWrapper`` is a pre-batched env (:func:`is_batched`)."""
+        return self.batch_size
+
     def reset(self, key):
         keys = jax.random.split(key, self.batch_size)
         return jax.vmap(self.env.reset)(keys)
 
     def step(self, state, action):
         return jax.vmap(self.env.step)(state, action)
+
+    def refresh(self, state, keys):
+        """``AutoResetWrapper.refresh`` of every copy, one key per row (``keys [B, 2]``)."""
+        return jax.vmap(self.env.refresh)(state, keys)
+
+
+def is_batched(env: Env) -> bool:
+    """Whether ``env`` is pre-batched: it exposes ``num_envs`` (an int), ``reset(key)`` returns a
+    ``State`` with that leading axis, ``step`` takes ``action [num_envs, ...]``, and it already
+    carries the training stack (episode limit, statistics, auto-reset). ``VmapWrapper`` and
+    :class:`envs.multitask.MultiTaskEnv` are; a plain env is not."""
+    n = getattr(env, "num_envs", None)
+    return isinstance(n, int) and not isinstance(n, bool)
 
 
 def training_env(env: Env, episode_length: int | None = None, cached_reset: bool = False) -> AutoResetWrapper:

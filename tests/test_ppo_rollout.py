@@ -11,7 +11,7 @@ from lago_jax.distributions import DiagGaussian
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, normalize_obs
 from lago_jax.ppo.rollout import generate_rollout
-from lago_jax.ppo.train import _Batched, training_env
+from lago_jax.ppo.train import VmapWrapper, training_env
 
 T, B, LIMIT = 7, 3, 3
 
@@ -46,8 +46,8 @@ def rollout():
     net = make_network(cfg, env.action_space)
     params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
     stats = ObsNormStats(count=jnp.asarray(5.0), mean=jnp.asarray([0.1, 1.0, 5.5]), var=jnp.asarray([0.3, 2.0, 0.1]))
-    benv = _Batched(training_env(env, LIMIT))
-    state0 = benv.reset(jax.random.split(jax.random.PRNGKey(1), B))
+    benv = VmapWrapper(training_env(env, LIMIT), B)
+    state0 = benv.reset(jax.random.PRNGKey(1))
 
     @jax.jit
     def go(params, stats, state0):

@@ -37,6 +37,7 @@ import numpy as np
 from mujoco import mjx
 
 from envs.core import Box, Env, State, initial_flags
+from envs.multitask import MultiTaskEnv
 from envs.metaworld import tasks as tasks_lib
 from envs.metaworld.model import build_mj_model, check_max_contact_points, edits_for, native_mj_model
 
@@ -375,19 +376,11 @@ class MetaWorldEnv(Env):
         return self.task.reward(frame)
 
 
-class MT10Env(Env):
-    """Several Meta-World tasks in one batched env: ``envs_per_task`` copies of each task.
-
-    Different tasks have different MuJoCo models, so one ``vmap`` cannot hold them; each task
-    keeps its own sub-batch (its own training stack: episode limit, episode statistics and
-    auto-reset), and every ``reset``/``step`` runs all sub-batches inside the same jitted call.
-    The returned ``State`` is already batched: ``obs [N, 39 (+ num_tasks)]``, ``reward [N]``, ...
-    with ``N = num_tasks * envs_per_task``, tasks in blocks of ``envs_per_task`` rows in the
-    order of ``task_names``. ``state.data`` maps each task name to its sub-batch's state.
-    Use it where ``wrap_for_training(env, N)`` would be used (it is not wrapped again).
-
-    ``info["task_id"]`` is the row's task index; ``info["instruction_id"]`` indexes
-    ``self.instructions``, the concatenation of every task's instructions.
+class MT10Env(MultiTaskEnv):
+    """Several Meta-World tasks in one pre-batched env (:class:`envs.multitask.MultiTaskEnv`):
+    ``envs_per_task`` copies of each task, tasks in blocks of rows in the order of
+    ``task_names``; ``obs [N, 39 (+ num_tasks)]``. Train it directly (``lago_jax.ppo`` does not
+    wrap or vmap a pre-batched env); ``task_env(name)`` gives one task as the policy sees it.
 
     Args:
       task_names: tasks, default the MT10 list (only those available are accepted).
@@ -406,87 +399,8 @@ class MT10Env(Env):
         observe_goal: bool = False,
         max_contact_points: int | None = None,
     ):
-        from envs.wrappers import training_env
-
         names = tuple(task_names) if task_names is not None else tasks_lib.MT10_TASKS
         if not names:
             raise ValueError("MT10Env needs at least one task")
-        if envs_per_task < 1:
-            raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
-        self.task_names = names
-        self.envs_per_task = int(envs_per_task)
-        self.task_one_hot = bool(task_one_hot)
-        self._episode_length = int(episode_length)
-
-        def task_env(name):
-            return MetaWorldEnv(name, observe_goal=observe_goal, max_contact_points=max_contact_points)
-
-        self.envs = {
-            n: training_env(task_env(n), episode_length)
-            for n in names
-        }
-        self._instr_offset = {}
-        instructions: list[str] = []
-        for n in names:
-            self._instr_offset[n] = len(instructions)
-            instructions.extend(self.envs[n].instructions)
-        self._instructions = tuple(instructions)
-
-    @property
-    def num_envs(self) -> int:
-        return len(self.task_names) * self.envs_per_task
-
-    @property
-    def observation_size(self) -> int:
-        return OBS_SIZE + (len(self.task_names) if self.task_one_hot else 0)
-
-    @property
-    def action_space(self) -> Box:
-        return Box.uniform(4)
-
-    @property
-    def instructions(self) -> Sequence[str]:
-        return self._instructions
-
-    @property
-    def max_episode_steps(self) -> int:
-        return self._episode_length
-
-    def _with_task(self, obs, i):
-        if not self.task_one_hot:
-            return obs
-        hot = jnp.zeros((obs.shape[0], len(self.task_names)), obs.dtype).at[:, i].set(1.0)
-        return jnp.concatenate([obs, hot], axis=-1)
-
-    def _combine(self, subs: dict) -> State:
-        cat = lambda xs: jnp.concatenate(xs, axis=0)
-        obs, final_obs, iids, tids = [], [], [], []
-        for i, n in enumerate(self.task_names):
-            s = subs[n]
-            obs.append(self._with_task(s.obs, i))
-            final_obs.append(self._with_task(s.info["final_obs"], i))
-            iids.append(s.info["instruction_id"] + self._instr_offset[n])
-            tids.append(jnp.full((self.envs_per_task,), i, jnp.int32))
-        first = subs[self.task_names[0]]
-        metric_keys = [k for k in first.metrics if all(k in subs[n].metrics for n in self.task_names)]
-        metrics = {k: cat([subs[n].metrics[k] for n in self.task_names]) for k in metric_keys}
-        fields = {
-            f: cat([getattr(subs[n], f) for n in self.task_names])
-            for f in ("reward", "done", "terminated", "truncated", "success")
-        }
-        info = dict(instruction_id=cat(iids), task_id=cat(tids), final_obs=cat(final_obs))
-        return State(data=subs, obs=cat(obs), metrics=metrics, info=info, **fields)
-
-    def reset(self, key: jax.Array) -> State:
-        keys = jax.random.split(key, len(self.task_names))
-        subs = {}
-        for k, n in zip(keys, self.task_names):
-            subs[n] = jax.vmap(self.envs[n].reset)(jax.random.split(k, self.envs_per_task))
-        return self._combine(subs)
-
-    def step(self, state: State, action: jax.Array) -> State:
-        subs = {}
-        for i, n in enumerate(self.task_names):
-            a = action[i * self.envs_per_task : (i + 1) * self.envs_per_task]
-            subs[n] = jax.vmap(self.envs[n].step)(state.data[n], a)
-        return self._combine(subs)
+        tasks = {n: MetaWorldEnv(n, observe_goal=observe_goal, max_contact_points=max_contact_points) for n in names}
+        super().__init__(tasks, envs_per_task=envs_per_task, task_one_hot=task_one_hot, episode_length=episode_length)

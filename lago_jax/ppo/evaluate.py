@@ -74,8 +74,25 @@ def summarize(out: dict) -> dict[str, float]:
 def evaluate_params(
     config: PPOConfig, env: Env, params: Any, obs_stats: ObsNormStats, episodes: int = 64, seed: int = 0, greedy: bool = True
 ) -> dict[str, float]:
-    """Evaluate in-memory ``params``/``obs_stats`` (e.g. ``TrainOutput.state``)."""
+    """Evaluate in-memory ``params``/``obs_stats`` (e.g. ``TrainOutput.state``).
+
+    On a multi-task env (one with ``task_names`` and ``task_env``, e.g. ``MT10Env``) every task
+    runs ``episodes`` episodes on its own; the result holds each task's summary under
+    ``"tasks"`` and, at the top level, their means (as Meta-World reports MT10: the average of
+    the per-task success rates).
+    """
     network = make_network(config, env.action_space)
+    if hasattr(env, "task_env") and hasattr(env, "task_names"):
+        length = config.episode_length or env.max_episode_steps
+        tasks = {}
+        for i, name in enumerate(env.task_names):
+            fn = make_eval_fn(network, env.task_env(name), episodes, length, config.normalize_obs, greedy, config.obs_clip)
+            tasks[name] = summarize(fn(params, obs_stats, jax.random.fold_in(jax.random.PRNGKey(seed), i)))
+        out = {k: float(np.mean([t[k] for t in tasks.values()])) for k in ("return_mean", "success_rate", "length_mean")}
+        out["return_std"] = float(np.mean([t["return_std"] for t in tasks.values()]))
+        out["episodes"] = int(sum(t["episodes"] for t in tasks.values()))
+        out["tasks"] = tasks
+        return out
     fn = make_eval_fn(network, env, episodes, config.episode_length, config.normalize_obs, greedy, config.obs_clip)
     return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
 

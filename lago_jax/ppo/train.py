@@ -30,7 +30,7 @@ import functools
 import math
 import os
 import warnings
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +40,7 @@ from flax import struct
 from jax.sharding import PartitionSpec as P
 
 from envs.core import Env, State
-from envs.wrappers import training_env
+from envs.wrappers import VmapWrapper, is_batched, training_env
 from lago_jax import parallel
 from lago_jax.errors import NonFiniteLossError
 from lago_jax.distributions import Categorical, DiagGaussian
@@ -111,23 +111,6 @@ class PPO(NamedTuple):
     GAE, SGD). ``learn(*collect(state), p)`` equals ``update(state, p, 1)``. :func:`run` uses
     them so that a sweep over variants compiles the env once. Both *donate* the state passed
     in (its buffers are reused for the new one): do not use a state after passing it in."""
-
-
-class _Batched:
-    """``env`` stepped over a leading batch axis (reset takes one key per env)."""
-
-    def __init__(self, env: Env):
-        self.env = env
-        self.action_space = env.action_space
-
-    def reset(self, keys: jax.Array) -> State:
-        return jax.vmap(self.env.reset)(keys)
-
-    def step(self, state: State, action: jax.Array) -> State:
-        return jax.vmap(self.env.step)(state, action)
-
-    def refresh(self, state: State, keys: jax.Array) -> State:
-        return jax.vmap(self.env.refresh)(state, keys)
 
 
 def beta_schedule(config: PPOConfig) -> BetaSchedule:
@@ -261,6 +244,28 @@ def _memoised(cached: Callable, fresh: Callable, *args):
     return cached(*args)
 
 
+def batched_env(env: Env, num_envs: int, episode_length: int | None = None, cached_reset: bool = False,
+                mesh: Any = None) -> Env:
+    """The env PPO steps: ``env`` with the training stack, vmapped over ``num_envs``
+    (``VmapWrapper(training_env(env))``), or ``env`` itself when it is pre-batched
+    (:func:`envs.wrappers.is_batched`, e.g. :class:`envs.multitask.MultiTaskEnv`), after checking
+    that the run's settings agree with it."""
+    if not is_batched(env):
+        return VmapWrapper(training_env(env, episode_length, cached_reset), num_envs)
+    name = type(env).__name__
+    if env.num_envs != num_envs:
+        raise ValueError(f"PPOConfig.num_envs={num_envs} but the pre-batched {name} holds {env.num_envs} envs; "
+                         "set num_envs to match")
+    if episode_length is not None and episode_length != env.max_episode_steps:
+        raise ValueError(f"PPOConfig.episode_length={episode_length} but the pre-batched {name} applies its own "
+                         f"limit {env.max_episode_steps}; leave episode_length None or build the env with it")
+    if cached_reset:
+        raise ValueError(f"PPOConfig.cached_reset=True needs a plain env; the pre-batched {name} auto-resets itself")
+    if mesh is not None:
+        raise ValueError(f"a pre-batched env ({name}) runs on one device; pass mesh=None")
+    return env
+
+
 def make_collect(network, env, episode_length, num_envs, num_steps, normalize, mesh, cached_reset=False,
                  obs_clip=None) -> _Collect:
     """The rollout half of an update, built from exactly what it depends on (and memoised on it by
@@ -269,7 +274,7 @@ def make_collect(network, env, episode_length, num_envs, num_steps, normalize, m
     n_dev = 1 if mesh is None else int(mesh.devices.size)
     local_envs = num_envs // n_dev
     axis_name = None if mesh is None else parallel.AXIS
-    benv = _Batched(training_env(env, episode_length, cached_reset))
+    benv = batched_env(env, num_envs, episode_length, cached_reset, mesh)
 
     def collect(state: TrainState) -> tuple[TrainState, Batch]:
         rng, rollout_key, epoch_key = jax.random.split(state.rng, 3)
@@ -293,11 +298,14 @@ _cached_collect = functools.lru_cache(maxsize=8)(make_collect)
 
 
 def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.GradientTransformation, prior: Prior | None,
-               local_envs: int, axis_name: str | None, obs_dim: int) -> Callable:
+               local_envs: int, axis_name: str | None, obs_dim: int,
+               task_rows: tuple[int, ...] | None = None) -> Callable:
     """The learning half of an update: ``learn(state, batch, prior_params) -> (state, metrics)``:
     the prior on every visited state (when given), GAE, ``update_epochs`` x ``num_minibatches``
     SGD steps, observation statistics and the next beta. Pure; gradients and metrics are
-    ``pmean``'d over ``axis_name`` when it is set (inside ``shard_map``)."""
+    ``pmean``'d over ``axis_name`` when it is set (inside ``shard_map``). ``task_rows`` (the task
+    index of every env row, from a multi-task env) adds per-task episode sums
+    (``task_episodes``, ``task_return_sum``, ``task_success_sum``, each ``[num_tasks]``)."""
     schedule = beta_schedule(config)
     M, E = config.num_minibatches, config.update_epochs
 
@@ -349,6 +357,12 @@ def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.Gradien
             ),
             axis_name,
         )
+        if task_rows is not None:  # one policy, several tasks: every task's episodes apart
+            rows = jax.nn.one_hot(jnp.asarray(task_rows), max(task_rows) + 1)  # [B, K]
+            per_task = lambda x: jnp.einsum("tb,bk->k", done * x, rows)
+            update_metrics.update(task_episodes=per_task(jnp.ones_like(done)),
+                                  task_return_sum=per_task(ep["episode_return"]),
+                                  task_success_sum=per_task(ep["episode_success"]))
         metrics = dict(loss_metrics, beta=state.beta, lr=lr_at(config, state.update_step), **update_metrics)
         new_state = state.replace(
             params=params,
@@ -366,8 +380,11 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
     """Build the pure ``init`` and jitted ``update`` of a PPO run.
 
     Args:
-      env: a single (unbatched) environment; it is wrapped with episode limit, statistics and
-        auto-reset here and vmapped over ``config.num_envs``.
+      env: a single (unbatched) environment, wrapped with episode limit, statistics and
+        auto-reset here and vmapped over ``config.num_envs``; or a pre-batched env
+        (:func:`envs.wrappers.is_batched`: ``num_envs == config.num_envs``, its own training
+        stack, one device), e.g. :class:`envs.multitask.MultiTaskEnv` or ``MT10Env``, which
+        trains one policy on several tasks and adds per-task statistics to the metrics.
       prior: None, or an object with ``apply(prior_params, obs, instruction_id) -> Distribution``
         (see :mod:`lago_jax.ppo`).
       mesh: None (one device, no collectives) or a ``Mesh`` with axis ``"data"``; ``num_envs``
@@ -391,7 +408,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
     def init(key: jax.Array) -> TrainState:
         key, net_key, env_key = jax.random.split(key, 3)
         params = network.init(net_key, jnp.zeros((1, obs_dim), jnp.float32))
-        env_state = benv.reset(jax.random.split(env_key, config.num_envs))
+        env_state = benv.reset(env_key)
         return TrainState(
             params=params,
             opt_state=optimizer.init(params),
@@ -402,7 +419,8 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
             env_state=env_state,
         )
 
-    learn = make_learn(config, network, optimizer, prior, local_envs, axis_name, obs_dim)
+    learn = make_learn(config, network, optimizer, prior, local_envs, axis_name, obs_dim,
+                       getattr(benv, "task_rows", None))
 
     def one_update(state: TrainState, prior_params: Any) -> tuple[TrainState, dict]:
         state, batch = collect.fn(state)
@@ -485,12 +503,18 @@ def make_train(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: An
     return jax.jit(train)
 
 
-def metrics_to_rows(metrics: dict, first_update: int = 0) -> list[dict[str, float]]:
+TASK_SUMS = ("task_episodes", "task_return_sum", "task_success_sum")
+
+
+def metrics_to_rows(metrics: dict, first_update: int = 0,
+                    task_names: Sequence[str] | None = None) -> list[dict[str, float]]:
     """Host-side reduction of stacked metrics (leaves ``[U, ...]``) to one dict per update.
 
     Loss metrics are averaged over epochs and minibatches; ``episode_return`` /
     ``episode_length`` / ``success_rate`` are means over the episodes that finished during the
-    update (NaN when none did).
+    update (NaN when none did). A multi-task run adds ``episodes/<task>``,
+    ``episode_return/<task>`` and ``success_rate/<task>`` (tasks named by ``task_names``, else
+    by index).
     """
     m = jax.tree.map(np.asarray, jax.device_get(metrics))
     num = m["beta"].shape[0]
@@ -498,9 +522,16 @@ def metrics_to_rows(metrics: dict, first_update: int = 0) -> list[dict[str, floa
     for u in range(num):
         row = {"update": first_update + u + 1}
         for k, v in m.items():
-            if k in ("episodes", "return_sum", "length_sum", "success_sum"):
+            if k in ("episodes", "return_sum", "length_sum", "success_sum") or k in TASK_SUMS:
                 continue
             row[k] = float(np.mean(v[u]))
+        if "task_episodes" in m:
+            eps_k = m["task_episodes"][u]
+            names = list(task_names) if task_names is not None else [str(i) for i in range(len(eps_k))]
+            for i, name in enumerate(names):
+                row[f"episodes/{name}"] = float(eps_k[i])
+                for out, key in (("episode_return", "task_return_sum"), ("success_rate", "task_success_sum")):
+                    row[f"{out}/{name}"] = float(m[key][u][i]) / float(eps_k[i]) if eps_k[i] > 0 else math.nan
         eps = float(m["episodes"][u])
         row["episodes"] = eps
         for name, key in (("episode_return", "return_sum"), ("episode_length", "length_sum"), ("success_rate", "success_sum")):
@@ -661,7 +692,7 @@ def run(
                     f"observation statistics (observations too large for float32?); stopped; the last good "
                     f"checkpoint is step {last} in {ckpt_dir}"
                 )
-            chunk_rows = metrics_to_rows(metrics, first_update=start)
+            chunk_rows = metrics_to_rows(metrics, first_update=start, task_names=getattr(env, "task_names", None))
             logger.log_rows(chunk_rows)
             rows.extend(chunk_rows)
             state = new_state
