@@ -101,7 +101,9 @@ class Checkpointer:
     def save(self, step: int, state: Any, config: dict, meta: dict | None = None) -> None:
         """Write ``state`` (a pytree of arrays) and ``config`` (a JSON-able dict) as ``step``; blocks."""
         meta = dict(meta or {}, step=int(step), format_version=FORMAT_VERSION)
-        state = _leaf_dict(jax.device_get(state))
+        # One process: host copies. Several: the global arrays themselves, which every process
+        # saves together (each writes its own shards; Orbax's primary process the metadata).
+        state = _leaf_dict(jax.device_get(state) if jax.process_count() == 1 else state)
         self._manager.save(
             int(step),
             args=ocp.args.Composite(

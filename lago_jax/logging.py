@@ -101,6 +101,16 @@ class MetricsLogger:
         self._jsonl.close()
 
 
+class NullLogger:
+    """A ``MetricsLogger`` that writes nothing (the processes other than 0 of a multi-process run)."""
+
+    def log_rows(self, rows: Iterable[dict]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def read_jsonl(path: str) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]

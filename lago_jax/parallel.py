@@ -1,6 +1,9 @@
-"""Data parallelism over local devices: the mesh, collective helpers and global env ids.
+"""Data parallelism over devices and processes: the mesh, collective helpers and global env ids.
 
 The training step runs under ``jax.shard_map`` over ``Mesh(np.array(jax.devices()), ("data",))``.
+With JAX's distributed runtime started (:func:`initialize`: several processes, on one host or
+many) ``jax.devices()`` holds every process's devices, each process steps the environments of
+its own devices, and the same collectives reduce across processes (on CPU through gloo).
 Each device steps its own slice of the environments (the env batch axis is sharded over
 ``"data"``); parameters, optimiser state, observation statistics, beta and the RNG key are
 replicated. Gradients, observation statistics, advantage statistics and metrics are averaged
@@ -26,10 +29,67 @@ from jax.sharding import Mesh, PartitionSpec as P
 AXIS = "data"
 
 
+def initialize(coordinator: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> bool:
+    """Start JAX's distributed runtime (call before any other JAX work); returns whether it runs.
+
+    With ``coordinator="HOST:PORT"``, ``num_processes`` and ``process_id`` it starts with those
+    (every process passes the same coordinator, process 0 serves it). Without them it starts only
+    where ``jax.distributed.initialize()`` can read them from the cluster (SLURM, Open MPI) and
+    otherwise does nothing (one process). On CPU the collectives go through gloo.
+    """
+    import os
+
+    given = [coordinator is not None, num_processes is not None, process_id is not None]
+    if any(given) and not all(given):
+        raise ValueError(f"multi-process training needs coordinator, num_processes and process_id together; got "
+                         f"coordinator={coordinator!r}, num_processes={num_processes!r}, process_id={process_id!r}")
+    if all(given):
+        if num_processes < 1 or not 0 <= process_id < num_processes:
+            raise ValueError(f"process_id={process_id} must be in [0, num_processes={num_processes})")
+        if ":" not in coordinator:
+            raise ValueError(f"coordinator={coordinator!r} must be HOST:PORT")
+    elif not any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE")):
+        return False
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if all(given):
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    else:
+        jax.distributed.initialize()
+    return True
+
+
+def is_main_process() -> bool:
+    """Whether this process writes logs, tables and plots (process 0)."""
+    return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Every process waits here until all have arrived (nothing to wait for on one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def make_mesh(devices=None) -> Mesh:
-    """A 1-d mesh over ``devices`` (default: all local devices) with axis ``"data"``."""
-    devices = jax.local_devices() if devices is None else list(devices)
+    """A 1-d mesh over ``devices`` (default: every device of every process) with axis ``"data"``."""
+    devices = jax.devices() if devices is None else list(devices)
     return Mesh(np.array(devices), (AXIS,))
+
+
+def put_global(tree, shardings):
+    """``tree`` (the same host values on every process) placed with ``shardings`` (a pytree of
+    ``NamedSharding``), each process filling only its own devices. Equals ``jax.device_put`` on
+    one process, where it is what runs."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, shardings)
+
+    def put(x, sharding):
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree, shardings)
 
 
 def pmean(x, axis_name: str | None):

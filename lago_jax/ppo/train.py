@@ -446,8 +446,10 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
         update_fn = sharded_updates
 
         def place(state: TrainState) -> TrainState:
+            # Every process holds the same host values (same seed, or the same checkpoint); each
+            # fills only its own devices (parallel.put_global).
             shardings = jax.tree.map(lambda spec: jax.sharding.NamedSharding(mesh, spec), state_spec)
-            return jax.device_put(state, shardings)
+            return parallel.put_global(state, shardings)
 
     else:
         update_fn = updates
@@ -659,8 +661,11 @@ def run(
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     manager = ckpt_lib.Checkpointer(ckpt_dir, max_to_keep=max_to_keep)
     abstract = jax.eval_shape(ppo.init, jax.random.PRNGKey(0))
-    for path in manager.set_aside_incomplete():
-        warnings.warn(f"set aside an incomplete checkpoint folder (not a finished save): {path}", stacklevel=2)
+    main = parallel.is_main_process()
+    if main:
+        for path in manager.set_aside_incomplete():
+            warnings.warn(f"set aside an incomplete checkpoint folder (not a finished save): {path}", stacklevel=2)
+    parallel.barrier("lago_jax.ppo.run: checkpoints checked")
     latest = manager.latest_step()
     if latest is not None and not resume:
         raise ckpt_lib.CheckpointError(
@@ -674,8 +679,9 @@ def run(
         state = ppo.place(jax.jit(ppo.init)(jax.random.PRNGKey(config.seed)))
         start = 0
     total = config.updates if stop_after is None else min(config.updates, int(stop_after))
-    logger = log_lib.MetricsLogger(out_dir, append=start > 0, resume_from=start)
-    bar = log_lib.progress_bar(total=config.updates, initial=start, enabled=progress, desc="ppo")
+    # Only process 0 writes logs and plots (every process computes the same replicated metrics).
+    logger = log_lib.MetricsLogger(out_dir, append=start > 0, resume_from=start) if main else log_lib.NullLogger()
+    bar = log_lib.progress_bar(total=config.updates, initial=start, enabled=progress and main, desc="ppo")
     rows = []
     chunk = chunk_size(config.updates, config.checkpoint_every)
     try:
@@ -705,5 +711,6 @@ def run(
         bar.close()
         logger.close()
         manager.close()
-    log_lib.plot_learning_curve(out_dir)
+    if main:
+        log_lib.plot_learning_curve(out_dir)
     return RunResult(state=state, rows=rows, out_dir=out_dir, checkpoint_dir=ckpt_dir)

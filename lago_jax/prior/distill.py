@@ -286,7 +286,7 @@ def make_eval_step(prior: DistillablePrior, mesh: Mesh):
 
 
 def evaluate_nll(eval_step, trainable: Params, frozen: Params, data: DemoArrays,
-                 batch_size: int) -> float:
+                 batch_size: int, put=None, sharding=None) -> float:
     """Mean NLL over ``data`` in fixed-size batches (the last one padded with weight 0)."""
     total, count = 0.0, 0.0
     for start in range(0, data.size, batch_size):
@@ -294,8 +294,10 @@ def evaluate_nll(eval_step, trainable: Params, frozen: Params, data: DemoArrays,
         pad = batch_size - idx.size
         weight = np.concatenate([np.ones(idx.size, np.float32), np.zeros(pad, np.float32)])
         idx = np.concatenate([idx, np.zeros(pad, np.int64)])
-        s, c = eval_step(trainable, frozen, data.obs[idx], data.action[idx],
-                         data.instruction_id[idx], weight)
+        arrays = (data.obs[idx], data.action[idx], data.instruction_id[idx], weight)
+        if put is not None:
+            arrays = put(arrays, sharding)
+        s, c = eval_step(trainable, frozen, *arrays)
         total += float(s)
         count += float(c)
     return total / max(count, 1.0)
@@ -318,7 +320,8 @@ def _obs_norm_tree(obs_norm: ObsNorm) -> dict[str, jax.Array]:
 def _checkpoint_manager(out_dir: str, max_to_keep: int) -> ocp.CheckpointManager:
     directory = os.path.join(os.path.abspath(out_dir), CHECKPOINT_SUBDIR)
     return ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                                        enable_async_checkpointing=False))
 
 
 def _check_compatible(path: str, meta: dict, prior: DistillablePrior) -> None:
@@ -412,6 +415,8 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
     train_step = make_train_step(prior, optimizer, mesh)
     eval_step = make_eval_step(prior, mesh)
     replicated = NamedSharding(mesh, P())
+    sharded = NamedSharding(mesh, P(parallel.AXIS))
+    main = parallel.is_main_process()
 
     obs_norm = compute_obs_norm(train.obs)
     trainable = prior_params.trainable
@@ -422,9 +427,10 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
     val_curve: list = []
     ckpt_path = (os.path.join(os.path.abspath(out_dir), CHECKPOINT_SUBDIR)
                  if out_dir is not None else None)
-    if ckpt_path is not None and not resume and os.path.isdir(ckpt_path):
+    if ckpt_path is not None and not resume and os.path.isdir(ckpt_path) and main:
         warnings.warn(f"resume=False: removing the earlier prior checkpoints in {ckpt_path}")
         shutil.rmtree(ckpt_path)
+    parallel.barrier("lago_jax.prior.distill: checkpoint folder ready")
     manager = _checkpoint_manager(out_dir, config.max_to_keep) if out_dir is not None else None
 
     if manager is not None and resume and manager.latest_step() is not None:
@@ -451,9 +457,14 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
         train_curve = [tuple(x) for x in meta["train_nll"]]
         val_curve = [tuple(x) for x in meta["val_nll"]]
 
-    frozen = jax.device_put({**prior_params.frozen, "obs_norm": obs_norm}, replicated)
-    trainable = jax.device_put(trainable, replicated)
-    opt_state = jax.device_put(opt_state, replicated)
+    # Every process holds the same values; each fills its own devices (one process: device_put).
+    put = lambda tree, sharding: parallel.put_global(tree, jax.tree.map(lambda _: sharding, tree))
+    frozen = put({**prior_params.frozen, "obs_norm": obs_norm}, replicated)
+    # Several processes save collectively, which needs global arrays.
+    saved_obs_norm = (_obs_norm_tree(obs_norm) if jax.process_count() == 1
+                      else put(_obs_norm_tree(obs_norm), replicated))
+    trainable = put(trainable, replicated)
+    opt_state = put(opt_state, replicated)
     has_val = val.size > 0
 
     def save(at_step: int, cur_trainable, cur_opt_state) -> None:
@@ -468,7 +479,7 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
         best = best_trainable if has_val else cur_trainable
         manager.save(at_step, args=ocp.args.Composite(
             train_state=ocp.args.StandardSave({"trainable": cur_trainable, "opt_state": cur_opt_state}),
-            best=ocp.args.StandardSave({"trainable": best, "obs_norm": _obs_norm_tree(obs_norm)}),
+            best=ocp.args.StandardSave({"trainable": best, "obs_norm": saved_obs_norm}),
             meta=ocp.args.JsonSave(meta)), force=True)
         manager.wait_until_finished()
 
@@ -478,20 +489,20 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
     checkpoint_every = config.checkpoint_every or config.eval_every
     window: list[float] = []
     step_times: list[float] = []
-    bar = tqdm(total=config.max_steps, initial=step, disable=not config.progress,
+    bar = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and main),
                desc=f"distil {prior.backbone}", dynamic_ncols=True)
     if has_val and step == 0 and not val_curve:
         # The initial parameters are a candidate too: the returned prior is never worse on the
         # validation split than the untrained head (which sits near the uniform / standard normal).
-        v0 = evaluate_nll(eval_step, trainable, frozen, val, eval_batch)
+        v0 = evaluate_nll(eval_step, trainable, frozen, val, eval_batch, put, sharded)
         val_curve.append((0, v0))
         best_val, best_step, best_trainable = v0, 0, trainable
     try:
         while stop_reason == "max_steps" and step < config.max_steps:
             batch = sample_batch(train, config.batch_size, config.seed, step)
             t0 = time.perf_counter()
-            new_trainable, new_opt_state, loss = train_step(trainable, opt_state, frozen, batch.obs,
-                                                            batch.action, batch.instruction_id)
+            new_trainable, new_opt_state, loss = train_step(
+                trainable, opt_state, frozen, *put((batch.obs, batch.action, batch.instruction_id), sharded))
             loss = float(loss)
             step_times.append(time.perf_counter() - t0)
             if not math.isfinite(loss):
@@ -510,7 +521,7 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
                 window = []
                 postfix = {"train_nll": f"{train_curve[-1][1]:.4f}"}
                 if has_val:
-                    v = evaluate_nll(eval_step, trainable, frozen, val, eval_batch)
+                    v = evaluate_nll(eval_step, trainable, frozen, val, eval_batch, put, sharded)
                     val_curve.append((step, v))
                     postfix["val_nll"] = f"{v:.4f}"
                     if v < best_val - config.min_delta:
@@ -527,6 +538,8 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
                 save(step, trainable, opt_state)
     finally:
         bar.close()
+        if manager is not None:
+            manager.close()
 
     if not has_val:
         best_trainable, best_step = trainable, step

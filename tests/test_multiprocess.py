@@ -1,0 +1,125 @@
+"""Multi-process data parallelism on JAX's distributed runtime (CPU collectives through gloo):
+two processes with one CPU device each train PPO and distil a prior like one process with two
+devices, and a two-process PPO run stopped midway resumes, in a fresh pair of processes, to the
+uninterrupted result.
+
+Each run is a pair of subprocesses on localhost (``lago_jax.parallel.initialize``); the
+reference is one subprocess with two forced host devices. Point-mass env, a few updates.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UPDATES = 4
+
+
+def _config():
+    from lago_jax.ppo import PPOConfig
+
+    return PPOConfig(num_envs=8, num_steps=8, num_updates=UPDATES, num_minibatches=2, update_epochs=2,
+                     hidden_sizes=(16, 16), episode_length=10, checkpoint_every=2, kl_coef=0.1)
+
+
+def child(mode: str, out: str, process_id: int, num_processes: int, port: int) -> None:
+    sys.path.insert(0, ROOT)
+    from lago_jax import parallel, runtime
+
+    if num_processes > 1:
+        assert parallel.initialize(f"localhost:{port}", num_processes, process_id)
+    else:
+        runtime.set_xla_flags(("--xla_force_host_platform_device_count=2",))
+    runtime.enable_compilation_cache(os.environ.get("LAGO_JAX_CACHE_DIR"))
+    import jax
+    import jax.numpy as jnp
+
+    from envs.point_mass import PointMass
+    from lago_jax.distributions import DiagGaussian
+    from lago_jax.ppo import make_train, run
+
+    class Prior:
+        def apply(self, prior_params, obs, instruction_id):
+            mean = obs[:, :2] @ prior_params["w"]
+            return DiagGaussian(mean, jnp.broadcast_to(prior_params["log_std"], mean.shape))
+
+    assert jax.device_count() == 2 and jax.process_count() == num_processes
+    env, cfg, mesh = PointMass(discrete=False), _config(), parallel.make_mesh()
+    prior_params = {"w": jnp.eye(2) * 0.5, "log_std": jnp.full((2,), -0.5)}
+    result = {}
+    if mode == "train":
+        out_train = make_train(cfg, env, Prior(), mesh=mesh)(jax.random.PRNGKey(cfg.seed), prior_params)  # run() seeds so
+        result["train"] = [np.asarray(x).tolist() for x in jax.tree.leaves(out_train.state.params)]
+        result["kl"] = np.asarray(out_train.metrics["kl_prior"]).tolist()
+        full = run(cfg, env, os.path.join(out, "full"), Prior(), prior_params, mesh=mesh, progress=False)
+        result["full"] = [np.asarray(x).tolist() for x in jax.tree.leaves(full.state.params)]
+        run(cfg, env, os.path.join(out, "stopped"), Prior(), prior_params, mesh=mesh, progress=False,
+            stop_after=UPDATES // 2)
+        # distillation of a prior, data-parallel over the same devices, with its checkpoints
+        from lago_jax.prior import DistillConfig, distill
+        from tests.prior_testing import mlp_prior, synthetic_demos
+
+        prior = mlp_prior("categorical")
+        dcfg = DistillConfig(lr=3e-3, batch_size=64, max_steps=10, eval_every=5, patience=0, val_fraction=0.15,
+                             progress=False)
+        dparams, dres = distill(prior, prior.init(jax.random.key(0)), synthetic_demos("categorical"), dcfg,
+                                os.path.join(out, "prior"))
+        result["distill"] = [np.asarray(x).tolist() for x in jax.tree.leaves(dparams.trainable)]
+        result["val_nll"] = [v for _, v in dres.val_nll]
+    else:  # a fresh set of processes resumes the stopped run
+        resumed = run(cfg, env, os.path.join(out, "stopped"), Prior(), prior_params, mesh=mesh, progress=False)
+        result["resumed"] = [np.asarray(x).tolist() for x in jax.tree.leaves(resumed.state.params)]
+    if parallel.is_main_process():
+        with open(os.path.join(out, f"{mode}-{num_processes}.json"), "w") as f:
+            json.dump(result, f)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _launch(mode: str, out: str, num_processes: int) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process unless the child forces two
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", mode, out, str(i),
+                               str(num_processes), str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(num_processes)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    with open(os.path.join(out, f"{mode}-{num_processes}.json")) as f:
+        return json.load(f)
+
+
+def _max_diff(a, b) -> float:
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b))
+
+
+def test_two_processes_equal_one_process_with_two_devices_and_resume(tmp_path):
+    one = _launch("train", str(tmp_path / "one"), 1)
+    two = _launch("train", str(tmp_path / "two"), 2)
+    resumed = _launch("resume", str(tmp_path / "two"), 2)
+    diffs = dict(train=_max_diff(one["train"], two["train"]), kl=_max_diff([one["kl"]], [two["kl"]]),
+                 run=_max_diff(two["full"], two["train"]), resumed=_max_diff(resumed["resumed"], two["full"]),
+                 distill=_max_diff(one["distill"], two["distill"]), val_nll=_max_diff([one["val_nll"]], [two["val_nll"]]))
+    print(diffs)
+    assert diffs["train"] < 1e-6 and diffs["kl"] < 1e-6  # float summation order only
+    assert diffs["run"] < 1e-6  # the checkpointed host loop equals the one-program run
+    assert diffs["resumed"] == 0.0  # stopped at update 2 in one pair of processes, resumed in another
+    assert diffs["distill"] < 1e-5 and diffs["val_nll"] < 1e-5  # distillation: the same steps
+    # only process 0 wrote the logs; the checkpoints hold every step of both runs
+    assert os.path.exists(tmp_path / "two" / "full" / "metrics.csv")
+    assert sorted(os.listdir(tmp_path / "two" / "stopped" / "checkpoints"))[-1] == str(UPDATES)
+
+
+if __name__ == "__main__" and "--child" in sys.argv:
+    i = sys.argv.index("--child")
+    mode, out, pid, n, port = sys.argv[i + 1:i + 6]
+    child(mode, out, int(pid), int(n), int(port))
