@@ -297,3 +297,18 @@ def test_results_table_carries_the_curve_summary(pipeline_run):
     assert {c["method"] for c in curves} <= set(cfg.variants)
     for c in curves:
         assert 0.0 <= c["final_mean"] <= 1.0 and 0.0 <= c["area_mean"] <= 1.0 and c["seeds"] <= len(cfg.seeds)
+
+
+def test_sweep_table_over_run_directories(pipeline_run, tmp_path, capsys):
+    from lago_jax.experiments import sweep
+
+    cfg, _ = pipeline_run
+    differ, rows = sweep.sweep_rows([cfg.out_dir])
+    assert differ == [] and {r["method"] for r in rows} == set(cfg.variants)
+    assert all(r["seeds"] == len(cfg.seeds) and 0.0 <= r["curve"]["area_mean"] <= 1.0 for r in rows)
+    out = tmp_path / "sweep.md"
+    assert sweep.main([cfg.out_dir, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| LaGO |" in text and "area under success curve" in text and text == capsys.readouterr().out
+    assert sweep.main([str(tmp_path / "nothing")]) == 2
+    assert "is not a finished pipeline run" in capsys.readouterr().err
