@@ -34,8 +34,7 @@ from lago_jax.experiments.config import (PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRI
 from lago_jax.experiments.report import (CURVE_KEYS, curve_figure, mean_band, mean_ci95, plot_curves,  # noqa: F401
                                          seed_curve, summarize, write_table)
 from lago_jax.experiments.stages import (CONVERTED_CACHE_DIR, _read_json, _write_json, build_prior,  # noqa: F401
-                                         demos_stage, distill_stage, eval_stage, evaluate_policy, evaluate_prior,
-                                         evaluate_random, load_backbone, log, train_stage)
+                                         demos_stage, distill_stage, eval_stage, load_backbone, log, train_stage)
 
 # ----------------------------------------------------------------------------- driver
 
@@ -97,6 +96,6 @@ from lago_jax.experiments.cli import build_parser, eval_only, main  # noqa: E402
 __all__ = [
     "CONVERTED_CACHE_DIR", "CURVE_KEYS", "ExperimentConfig", "PRIOR_KINDS", "Suite", "VARIANTS", "VARIANT_LABEL",
     "VARIANT_PRIOR", "build_parser", "build_prior", "curve_figure", "demos_stage", "distill_stage", "eval_only",
-    "eval_stage", "evaluate_policy", "evaluate_prior", "evaluate_random", "load_backbone", "log", "main", "mean_band",
+    "eval_stage", "load_backbone", "log", "main", "mean_band",
     "mean_ci95", "plot_curves", "run_pipeline", "seed_curve", "summarize", "train_stage", "write_table",
 ]

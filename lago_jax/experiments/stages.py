@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 from lago_jax.experiments.config import VARIANT_PRIOR, ExperimentConfig, Suite
 
@@ -167,48 +167,9 @@ def train_stage(cfg: ExperimentConfig, task: str, variant: str, seed: int, env, 
 # ----------------------------------------------------------------------------- stage 4: evaluation
 
 
-def evaluate_policy(act: Callable, params: Any, env, episodes: int, seed: int,
-                    episode_length: int | None = None) -> dict:
-    """Run ``act(params, obs [E, O], instruction_id [E], key) -> action [E, ...]`` for ``episodes``
-    fresh episodes (no auto-reset; each until done or the episode limit)."""
-    import jax
-    from lago_jax.ppo.evaluate import make_policy_eval_fn, summarize
-
-    out = make_policy_eval_fn(act, env, episodes, episode_length)(params, jax.random.PRNGKey(seed))
-    r = summarize(jax.device_get(out))
-    return {k: r[k] for k in ("return_mean", "return_std", "success_rate", "episodes")}
-
-
-def evaluate_prior(prior, prior_params, env, episodes: int, seed: int, episode_length: int | None = None) -> dict:
-    """The prior acting alone, greedily (argmax / mean, clipped to the action box)."""
-    import jax.numpy as jnp
-    from envs.core import Box
-
-    space = env.action_space
-
-    def act(params, obs, instruction_id, key):
-        action = prior.apply(params, obs, instruction_id).mode()
-        if isinstance(space, Box):
-            action = jnp.clip(action, jnp.asarray(space.low), jnp.asarray(space.high))
-        return action
-
-    return evaluate_policy(act, prior_params, env, episodes, seed, episode_length)
-
-
-def evaluate_random(env, episodes: int, seed: int, episode_length: int | None = None) -> dict:
-    """Uniformly random actions: the floor every learning curve is read against."""
-    import jax
-
-    space = env.action_space
-
-    def act(params, obs, instruction_id, key):
-        return jax.vmap(space.sample)(jax.random.split(key, obs.shape[0]))
-
-    return evaluate_policy(act, None, env, episodes, seed, episode_length)
-
-
 def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: dict) -> dict:
     from lago_jax.ppo import evaluate
+    from lago_jax.ppo.evaluate import evaluate_prior, evaluate_random
 
     path = os.path.join(cfg.out_dir, "eval", f"{task}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)

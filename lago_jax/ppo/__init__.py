@@ -47,7 +47,7 @@ the update is exactly PPO. Metrics carry ``kl_prior`` (per minibatch) and ``beta
 """
 
 from lago_jax.ppo.config import PPOConfig
-from lago_jax.ppo.evaluate import evaluate, evaluate_params
+from lago_jax.ppo.evaluate import evaluate, evaluate_params, evaluate_policy, evaluate_prior, evaluate_random
 from lago_jax.ppo.networks import ActorCritic, ObsNormStats
 from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import Transition
@@ -78,6 +78,9 @@ __all__ = [
     "Transition",
     "evaluate",
     "evaluate_params",
+    "evaluate_policy",
+    "evaluate_prior",
+    "evaluate_random",
     "make_ppo",
     "make_train",
     "metrics_to_rows",

@@ -124,3 +124,34 @@ def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, g
     result = evaluate_params(config, env, state.params, state.obs_stats, episodes, seed, greedy)
     result["step"] = int(step)
     return result
+
+
+def evaluate_policy(act: Callable, params: Any, env: Env, episodes: int, seed: int,
+                    episode_length: int | None = None) -> dict[str, float]:
+    """Run ``act(params, obs [E, O], instruction_id [E], key) -> action [E, ...]`` for ``episodes``
+    fresh episodes (no auto-reset; each until done or the episode limit): return mean and std,
+    success rate, episodes."""
+    out = make_policy_eval_fn(act, env, episodes, episode_length)(params, jax.random.PRNGKey(seed))
+    r = summarize(jax.device_get(out))
+    return {k: r[k] for k in ("return_mean", "return_std", "success_rate", "episodes")}
+
+
+def evaluate_prior(prior: Any, prior_params: Any, env: Env, episodes: int, seed: int,
+                   episode_length: int | None = None) -> dict[str, float]:
+    """A prior acting alone, greedily (argmax / mean, clipped to the action box like PPO's actions):
+    the "LLM as direct controller" baseline."""
+
+    def act(params, obs, instruction_id, key):
+        return env_action(prior.apply(params, obs, instruction_id).mode(), env.action_space)
+
+    return evaluate_policy(act, prior_params, env, episodes, seed, episode_length)
+
+
+def evaluate_random(env: Env, episodes: int, seed: int, episode_length: int | None = None) -> dict[str, float]:
+    """Uniformly random actions: the floor every learning curve is read against."""
+    space = env.action_space
+
+    def act(params, obs, instruction_id, key):
+        return jax.vmap(space.sample)(jax.random.split(key, obs.shape[0]))
+
+    return evaluate_policy(act, None, env, episodes, seed, episode_length)
