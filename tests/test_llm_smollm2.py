@@ -41,11 +41,26 @@ _forward = jax.jit(llm.forward_ids, static_argnums=0)
 
 
 def test_smollm2_config_and_paris(smollm2):
-    _, config, params, tokenizer = smollm2
-    expected = llm.get_preset("smollm2-135m")
-    for field in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
-                  "num_kv_heads", "head_dim", "rope_theta", "tie_word_embeddings"):
-        assert getattr(config, field) == getattr(expected, field), field
+    """The loaded config and the ``smollm2-135m`` preset (the random-init arm's shape) both equal
+    the config transformers reads from the same GGUF, and so does the parameter count of
+    transformers' model built from it (on the meta device: no weights)."""
+    torch = pytest.importorskip("torch")
+    import transformers
+
+    path, config, params, tokenizer = smollm2
+    ref = transformers.AutoConfig.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+    rope = getattr(ref, "rope_parameters", None) or {"rope_theta": getattr(ref, "rope_theta", None)}
+    want = dict(vocab_size=ref.vocab_size, hidden_size=ref.hidden_size, intermediate_size=ref.intermediate_size,
+                num_layers=ref.num_hidden_layers, num_heads=ref.num_attention_heads,
+                num_kv_heads=ref.num_key_value_heads, head_dim=ref.head_dim, rope_theta=rope["rope_theta"],
+                tie_word_embeddings=ref.tie_word_embeddings)
+    for which in (config, llm.get_preset("smollm2-135m")):
+        for field, value in want.items():
+            assert getattr(which, field) == value, (field, getattr(which, field), value)
+        assert which.rms_norm_eps == pytest.approx(ref.rms_norm_eps, rel=1e-6)
+    with torch.device("meta"):
+        n_ref = sum(p.numel() for p in transformers.LlamaForCausalLM(ref).parameters())
+    assert config.num_params() == n_ref == sum(x.size for x in jax.tree.leaves(params))
     ids = tokenizer.encode(PROMPT)
     logits, _, _ = _forward(config, params, jnp.asarray([ids]))
     assert int(jnp.argmax(logits[0, -1])) == PARIS_ID
