@@ -22,9 +22,13 @@ IMPLEMENTED = sorted(TASKS)
 FAST_RESET = ("reach-v3",)
 RESET_CASES = [t if t in FAST_RESET else pytest.param(t, marks=pytest.mark.slow) for t in IMPLEMENTED]
 
-# Measured (benchmarks/RESULTS_metaworld.md): over 100 random actions the hand stays within
-# 0.61 mm of native and the puck within 0.57 mm (it rests as a box on a plane); ~3x headroom.
+# Measured by the test below (2026-11-30, its 100 random actions): the hand stays within 0.99 mm
+# of native, the puck within 0.57 mm (it rests as a box on a plane), the gripper opening within
+# 2.9e-4 and the reward within 0.0113 (benchmarks/RESULTS_metaworld.md: hand 0.61 mm over other
+# actions). Tolerances ~2x those.
 REACH_OBS_ATOL = 2e-3
+REACH_GRIPPER_ATOL = 6e-4
+REACH_REWARD_ATOL = 0.025
 
 
 def native_env(task_name: str, seed: int = 0):
@@ -132,9 +136,11 @@ def reach_rollout():
 def test_reach_observations_track_native_over_100_steps(reach_rollout):
     obs, rew, nobs, nrew = reach_rollout
     err = np.abs(obs - nobs).max(axis=0)
+    print("max |ours - native| over 100 steps: hand", err[:3].max(), "gripper", err[3], "object", err[4:7].max(),
+          "reward", np.abs(rew - nrew).max())
     assert np.isfinite(obs).all()
     assert err[:3].max() < REACH_OBS_ATOL, f"hand error {err[:3]}"
-    assert err[3] < 0.05, f"gripper error {err[3]}"
+    assert err[3] < REACH_GRIPPER_ATOL, f"gripper error {err[3]}"
     assert err[4:7].max() < REACH_OBS_ATOL, f"object error {err[4:7]}"
     # Reward is a smooth function of the hand position: close too.
-    np.testing.assert_allclose(rew, nrew, atol=0.03)
+    np.testing.assert_allclose(rew, nrew, atol=REACH_REWARD_ATOL)
