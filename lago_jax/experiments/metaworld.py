@@ -34,21 +34,32 @@ DEFAULTS = dict(
     seeds=(0, 1, 2),
     num_envs=32,
     num_steps=64,
-    num_updates=4,
-    checkpoint_every=2,
+    num_updates=10,
+    checkpoint_every=5,
+    hidden_sizes=(256, 256),
+    reward_scale=0.1,
     beta=0.1,
+    prior_min_std=0.3,
+    prior_fraction=0.25,
     demo_episodes=16,
     distill_steps=60,
     distill_batch=32,
     distill_eval_every=10,
     eval_episodes=16,
-    episode_length=100,
+    episode_length=200,
 )
-"""Sized for a 2-core CPU in under 10 minutes (README). Batches sized for throughput
-(``benchmarks/RESULTS_lago.md``): 32 envs x 64 steps (the vanilla-PPO setting that learns reach),
-whose 2,048 visited states per update go through the prior in 8 chunks of 256 rows. The auto-reset
-stays a full reset: in MJX it is 1% of a Meta-World step, and the cached state costs more to carry."""
-
+"""Sized for a 2-core CPU in about 10 minutes (measured 11 min 09 s on the 2-core VM: README), and
+to show the prior's early effect:
+3 seeds x 4 variants x 20,480 env steps (32 envs x 64 steps x 10 updates, the vanilla-PPO
+setting that learns reach: 256x256 MLPs, rewards x 0.1) with 200-step episodes. In the recorded
+reach runs the prior-guided arms at beta = 0.1 (prior's std floored at 0.3) return 690-950 per
+episode after 20k env steps against vanilla PPO's 410-560 and the random policy's 320
+(``experiments/metaworld_reach_150k``); the prior is evaluated on a quarter of each rollout's
+time steps (``--prior-fraction``; no measurable effect on learning in ``experiments/metaworld_reach_sweep``,
+a quarter of the LLM's cost). At longer budgets beta = 0.1 holds the policy at the prior's
+level: the sweep's choice for 153,600 steps is 0.003. The 2,048 visited states per update go
+through the prior in chunks of 256 rows; the auto-reset stays a full reset (1% of a Meta-World
+step in MJX)."""
 
 if __name__ == "__main__":
     sys.exit(main(make_metaworld_suite, DEFAULT_TASKS, DEFAULTS))
