@@ -1,7 +1,8 @@
 """``python -m lago_jax.experiments.metaworld``: the LaGO pipeline on Meta-World (MJX).
 
-The default finishes on a 2-core CPU in under 10 minutes (see README); the paper-scale command is
-in the README too.
+The default (3 seeds x 4 variants x 20,480 env steps on reach-v3) took 11 min 09 s on a 2-core CPU
+and shows the start of learning (README); the recorded 5-seed experiment and the paper-scale
+command are in the README too.
 """
 
 from __future__ import annotations
