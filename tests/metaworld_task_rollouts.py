@@ -33,7 +33,9 @@ RESET_ATOL = 2e-4  # as test_metaworld_parity.test_reset_matches_native
 # steps; cause not identified yet: the drawer-close row below is a measured gap, not a target).
 STEP_ATOL = {"hand": 2e-3, "object": 4e-3}
 STEP_ATOL_BY_TASK = {"drawer-close-v3": {"hand": 6e-3, "object": 1e-2}}
-OBJECT_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3", "button-press-topdown-v3")
+# reach-v3 is checked by test_metaworld_parity (reset, 100 steps of dynamics) and, through the
+# training wrappers, by test_metaworld_env.test_reach_rollout_shapes_finite_and_autoreset.
+OBJECT_TASKS = ("push-v3", "pick-place-v3", "peg-insert-side-v3", "button-press-topdown-v3")
 FIXTURE_TASKS = ("door-open-v3", "drawer-open-v3", "drawer-close-v3", "window-open-v3", "window-close-v3")
 
 

@@ -148,8 +148,10 @@ def reach_training_rollout():
     return env, state0, final, jax.tree.map(np.asarray, out)
 
 
-@pytest.mark.slow
 def test_reach_rollout_shapes_finite_and_autoreset(reach_training_rollout):
+    """reach-v3 through the training wrappers (auto-reset inside the rollout). In the default set in
+    place of reach's program in metaworld_task_rollouts.py: reach's parity with native (reset and
+    100 steps) is test_metaworld_parity's."""
     env, state0, final, (obs, rew, done, succ, iid, ep_done) = reach_training_rollout
     assert obs.shape == (60, 4, 39) and rew.shape == (60, 4)
     assert np.isfinite(obs).all() and np.isfinite(rew).all()

@@ -1,4 +1,5 @@
-"""Jitted random rollouts without NaN: reach, push, pick-place, peg-insert-side and button-press-topdown (see ``metaworld_task_rollouts.py``)."""
+"""Parity with native and jitted random rollouts without NaN: push, pick-place, peg-insert-side and
+button-press-topdown (see ``metaworld_task_rollouts.py``; reach is covered elsewhere, said there)."""
 
 import pytest
 
@@ -13,4 +14,4 @@ def test_task_jits_without_nan(task_name):
 def test_the_two_modules_cover_mt10():
     from envs.metaworld import MT10_TASKS
 
-    assert sorted(OBJECT_TASKS + FIXTURE_TASKS) == sorted(MT10_TASKS)
+    assert sorted(("reach-v3",) + OBJECT_TASKS + FIXTURE_TASKS) == sorted(MT10_TASKS)
