@@ -43,17 +43,14 @@ class TaskView(Wrapper):
         self.index, self.num_tasks, self.offset, self.task_one_hot = int(index), int(num_tasks), int(offset), task_one_hot
         self._instructions = tuple(instructions)
 
+    # TaskView wraps the bare task env: the training stack (and its ``final_obs``) goes outside it.
     def _view(self, state: State) -> State:
         info = dict(state.info, instruction_id=state.info["instruction_id"] + self.offset)
-        if "final_obs" in info and self.task_one_hot:
-            info["final_obs"] = _one_hot(info["final_obs"], self.index, self.num_tasks)
         obs = _one_hot(state.obs, self.index, self.num_tasks) if self.task_one_hot else state.obs
         return state.replace(obs=obs, info=info)
 
     def _inner(self, state: State) -> State:
         info = dict(state.info, instruction_id=state.info["instruction_id"] - self.offset)
-        if "final_obs" in info and self.task_one_hot:
-            info["final_obs"] = info["final_obs"][..., : -self.num_tasks]
         obs = state.obs[..., : -self.num_tasks] if self.task_one_hot else state.obs
         return state.replace(obs=obs, info=info)
 

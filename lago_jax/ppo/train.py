@@ -313,8 +313,9 @@ def make_learn(config: PPOConfig, network: ActorCritic, optimizer: optax.Gradien
         traj, epoch_key = batch.traj, batch.epoch_key
         env_ids = parallel.global_env_ids(local_envs, axis_name)
         if prior is not None:
-            # The prior for every visited state, stored on the transition: all T x B states in
-            # chunks of ``config.prior_chunk`` rows (frozen, no gradient).
+            # The prior for the visited states, stored on the transition: all T x B states (or
+            # those of a random ``config.prior_fraction`` of the time steps) in chunks of
+            # ``config.prior_chunk`` rows (frozen, no gradient).
             traj = with_prior(traj, prior, prior_params, config, jax.random.fold_in(epoch_key, E))
         advantages, targets = compute_gae(
             traj.reward * config.reward_scale, traj.value, traj.next_value, traj.terminated, traj.done, config.gamma, config.gae_lambda

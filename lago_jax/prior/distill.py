@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -286,18 +286,17 @@ def make_eval_step(prior: DistillablePrior, mesh: Mesh):
 
 
 def evaluate_nll(eval_step, trainable: Params, frozen: Params, data: DemoArrays,
-                 batch_size: int, put=None, sharding=None) -> float:
-    """Mean NLL over ``data`` in fixed-size batches (the last one padded with weight 0)."""
+                 batch_size: int, put: Callable, sharding: Any) -> float:
+    """Mean NLL over ``data`` in fixed-size batches (the last one padded with weight 0), each batch
+    placed with ``put(arrays, sharding)`` (``parallel.put_global`` over the batch sharding)."""
     total, count = 0.0, 0.0
     for start in range(0, data.size, batch_size):
         idx = np.arange(start, min(start + batch_size, data.size))
         pad = batch_size - idx.size
         weight = np.concatenate([np.ones(idx.size, np.float32), np.zeros(pad, np.float32)])
         idx = np.concatenate([idx, np.zeros(pad, np.int64)])
-        arrays = (data.obs[idx], data.action[idx], data.instruction_id[idx], weight)
-        if put is not None:
-            arrays = put(arrays, sharding)
-        s, c = eval_step(trainable, frozen, *arrays)
+        s, c = eval_step(trainable, frozen, *put((data.obs[idx], data.action[idx], data.instruction_id[idx], weight),
+                                                 sharding))
         total += float(s)
         count += float(c)
     return total / max(count, 1.0)
