@@ -253,7 +253,9 @@ def test_schedule_flags_reach_the_ppo_config():
     from lago_jax.experiments import pipeline
     parser = pipeline.build_parser("point_mass", ("reach",), {})
     args = parser.parse_args(["--schedule", "adaptive", "--beta", "0.3", "--beta-final", "0.05", "--kl-target", "0.2",
-                              "--kl-direction", "forward", "--prior-temperature", "2", "--reward-scale", "0.1"])
+                              "--kl-direction", "forward", "--prior-temperature", "2", "--reward-scale", "0.1",
+                              "--lr", "1e-3", "--ent-coef", "0.003", "--gamma", "0.9", "--epochs", "8",
+                              "--minibatches", "2"])
     import dataclasses
     fields = {f.name for f in dataclasses.fields(pipeline.ExperimentConfig)}
     cfg = pipeline.ExperimentConfig(tasks=("reach",), out_dir="x", **{k: v for k, v in vars(args).items()
@@ -262,6 +264,7 @@ def test_schedule_flags_reach_the_ppo_config():
     assert (lago.kl_schedule, lago.kl_coef, lago.kl_coef_final, lago.kl_target, lago.kl_direction) == (
         "adaptive", 0.3, 0.05, 0.2, "forward")
     assert lago.prior_temperature == 2.0 and lago.reward_scale == 0.1
+    assert (ppo.lr, ppo.ent_coef, ppo.gamma, ppo.update_epochs, ppo.num_minibatches) == (1e-3, 0.003, 0.9, 8, 2)
     assert ppo.kl_coef == 0.0 and ppo.kl_coef_final == 0.0
 
 

@@ -86,7 +86,8 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path):
     prior = mlp_prior("categorical")
     demos = synthetic_demos("categorical")
     init = prior.init(jax.random.key(0))
-    cfg = dataclasses.replace(FAST, max_steps=60, eval_every=20, patience=0)
+    # The first call stops at 40 of the 60 steps (an interruption); the cosine spans all 60 in both.
+    cfg = dataclasses.replace(FAST, max_steps=60, eval_every=20, patience=0, lr_decay_steps=60)
     straight, res_straight = distill(prior, init, demos, cfg, str(tmp_path / "straight"))
     first, res_first = distill(prior, init, demos, dataclasses.replace(cfg, max_steps=40),
                                str(tmp_path / "resumed"))
@@ -198,6 +199,17 @@ def test_malformed_demonstrations_are_named():
         distill(prior, prior.init(jax.random.key(0)), one_episode, FAST)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         DistillConfig(batch_size=0)
+
+
+def test_learning_rate_schedules():
+    cos = DistillConfig(lr=1e-3, max_steps=100)
+    sched = cos.learning_rate()
+    np.testing.assert_allclose([sched(0), sched(50), sched(100), sched(500)], [1e-3, 5.5e-4, 1e-4, 1e-4], rtol=1e-5)
+    assert DistillConfig(lr=1e-3, lr_schedule="constant").learning_rate() == 1e-3
+    with pytest.raises(ValueError, match="'linear'"):
+        DistillConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="lr_final_fraction"):
+        DistillConfig(lr_final_fraction=2.0)
 
 
 def test_split_is_by_episode_and_deterministic():

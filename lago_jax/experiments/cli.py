@@ -50,6 +50,12 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
                    help=f"PPO updates per run (default {d['num_updates']})")
     p.add_argument("--steps", dest="total_steps", type=int, default=None,
                    help="PPO env steps per run (sets --updates = steps / (envs * rollout))")
+    p.add_argument("--lr", type=float, default=d["lr"], help="PPO learning rate (Adam)")
+    p.add_argument("--ent-coef", dest="ent_coef", type=float, default=d["ent_coef"], help="PPO entropy bonus")
+    p.add_argument("--gamma", type=float, default=d["gamma"], help="discount")
+    p.add_argument("--epochs", dest="update_epochs", type=int, default=d["update_epochs"], help="PPO epochs per update")
+    p.add_argument("--minibatches", dest="num_minibatches", type=int, default=d["num_minibatches"],
+                   help="PPO minibatches per epoch")
     p.add_argument("--beta", type=float, default=d["beta"])
     p.add_argument("--schedule", default=d["schedule"], choices=["constant", "linear", "adaptive"])
     p.add_argument("--beta-final", dest="beta_final", type=float, default=d["beta_final"])
@@ -60,6 +66,9 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--demo-episodes", dest="demo_episodes", type=int, default=d["demo_episodes"])
     p.add_argument("--distill-steps", dest="distill_steps", type=int, default=d["distill_steps"])
     p.add_argument("--distill-batch", dest="distill_batch", type=int, default=d["distill_batch"])
+    p.add_argument("--distill-lr", dest="distill_lr", type=float, default=d["distill_lr"])
+    p.add_argument("--distill-schedule", dest="distill_schedule", default=d["distill_schedule"],
+                   choices=["cosine", "constant"], help="distillation learning-rate schedule")
     p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=d["eval_episodes"])
     p.add_argument("--episode-length", dest="episode_length", type=int, default=d["episode_length"])
     p.add_argument("--prior-chunk", dest="prior_chunk", type=int, default=d["prior_chunk"],

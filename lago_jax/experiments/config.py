@@ -84,6 +84,8 @@ class ExperimentConfig:
     distill_steps: int = 100
     distill_batch: int = 32
     distill_lr: float = 1e-3
+    distill_schedule: str = "cosine"
+    """Distillation learning-rate schedule: "cosine" (to a tenth of ``distill_lr``) or "constant"."""
     distill_eval_every: int = 25
     llm: str = "smollm2-135m"
     """The pretrained backbone: "smollm2-135m", a local HF directory or a .gguf file."""

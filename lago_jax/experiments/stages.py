@@ -129,6 +129,7 @@ def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tu
         return prior, params, info
     dcfg = DistillConfig(
         lr=cfg.distill_lr,
+        lr_schedule=cfg.distill_schedule,
         batch_size=cfg.distill_batch,
         max_steps=cfg.distill_steps,
         eval_every=cfg.distill_eval_every,
