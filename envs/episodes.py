@@ -123,7 +123,7 @@ def run_episodes(
     # Committed arrays everywhere: jit keys its cache on whether each argument is committed to a
     # device, and policy parameters restored from a checkpoint are, while fresh ones are not;
     # committing the env state and actions keeps the env step at one compiled program.
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]
     reset_key, run_key = jax.random.split(key)
     carry = jax.device_put(programs.reset(reset_key), device)
     keep = TRANSITION + tuple(record)

@@ -72,6 +72,55 @@ def barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def main_value(value: bool | int) -> bool | int:
+    """Process 0's ``value`` (a bool or an int32) on every process; ``value`` itself on one process.
+
+    For decisions taken from files that process 0 may write next (does this stage's output exist
+    yet?): every process follows process 0's answer, so all take the same branch and their
+    collective calls stay lined up, however their views of the filesystem or their timing differ.
+    """
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    out = multihost_utils.broadcast_one_to_all(np.asarray(int(value), np.int32))
+    return type(value)(int(out))
+
+
+def check_same(value: int, what: str) -> None:
+    """Raise ValueError on every process unless all processes pass the same ``value`` (e.g. a
+    checksum of their settings; compared in its low 31 bits); nothing to compare on one process.
+    ``what`` names it in the error."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    try:
+        multihost_utils.assert_equal(np.asarray(int(value) & 0x7FFFFFFF, np.int32), what)
+    except AssertionError:
+        raise ValueError(f"the {jax.process_count()} processes differ in {what}; start every process with the "
+                         "same settings") from None
+
+
+def to_local(tree):
+    """Host-local copies of the replicated arrays in ``tree`` (uncommitted, like fresh ``jnp``
+    arrays), e.g. a prior distilled over every device: each process can then use them in its own
+    single-device programs (evaluation), mixed with arrays on one device, and pass them to
+    programs on any mesh. Returns ``tree`` unchanged when there is only one device."""
+    if jax.device_count() == 1:
+        return tree
+
+    def local(x):
+        if isinstance(x, jax.Array):
+            if not x.is_fully_replicated:
+                raise ValueError(f"to_local needs replicated arrays; got one of shape {x.shape} sharded as "
+                                 f"{x.sharding}")
+            return jnp.asarray(np.asarray(x.addressable_data(0)))
+        return x
+
+    return jax.tree.map(local, tree)
+
+
 def make_mesh(devices=None) -> Mesh:
     """A 1-d mesh over ``devices`` (default: every device of every process) with axis ``"data"``."""
     devices = jax.devices() if devices is None else list(devices)

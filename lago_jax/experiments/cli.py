@@ -1,5 +1,6 @@
 """The entry points' command line: ``build_parser`` and ``main`` (one line per error, ``--debug``
-for the traceback), and ``--eval`` of a single checkpoint."""
+for the traceback), ``--eval`` of a single checkpoint, and several processes
+(``--coordinator``/``--num-processes``/``--process-id``, or SLURM / Open MPI found by itself)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,29 @@ from typing import Callable, Sequence
 
 from lago_jax.experiments.config import VARIANTS, ExperimentConfig, Suite
 
+MULTIPROCESS_FLAGS = (("coordinator", "--coordinator"), ("num_processes", "--num-processes"),
+                      ("process_id", "--process-id"))
+"""(dest, flag) of the options that start JAX's distributed runtime; entry-point options, not
+``ExperimentConfig`` settings (the same experiment runs on one process or many)."""
+
+
+def start_processes(args: argparse.Namespace) -> bool:
+    """Start JAX's distributed runtime from ``--coordinator``, ``--num-processes`` and
+    ``--process-id`` (all three or none; with none it starts only where SLURM or Open MPI
+    describe the job). Call before any other JAX work. Returns whether it started."""
+    from lago_jax import parallel
+
+    missing = [flag for dest, flag in MULTIPROCESS_FLAGS if getattr(args, dest) is None]
+    if missing and len(missing) < len(MULTIPROCESS_FLAGS):
+        raise ValueError(f"{', '.join(flag for _, flag in MULTIPROCESS_FLAGS)} go together; missing "
+                         f"{' and '.join(missing)}")
+    return parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+
+
 def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int, seed: int) -> dict:
     """``--eval CHECKPOINT_DIR``: reload a PPO run and evaluate it (task read from the run's path
-    ``.../runs/<task>/<variant>/seed<k>`` unless given)."""
+    ``.../runs/<task>/<variant>/seed<k>`` unless given). With several processes each evaluates
+    on its own first device and process 0 prints."""
     from lago_jax.ppo import evaluate
 
     path = os.path.abspath(checkpoint_dir)
@@ -28,8 +49,12 @@ def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int
         if task is None:
             raise ValueError(f"cannot tell the task of {checkpoint_dir}; pass --task")
     env = suite.make_env(task)
+    from lago_jax import parallel
+
+    # Every process evaluates (the checkpoint's restore waits for all of them); process 0 prints.
     r = evaluate(path, env, episodes=episodes, seed=seed)
-    print(json.dumps({"checkpoint": path, "task": task, **r}, indent=2))
+    if parallel.is_main_process():
+        print(json.dumps({"checkpoint": path, "task": task, **r}, indent=2))
     return r
 
 
@@ -67,6 +92,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--distill-steps", dest="distill_steps", type=int, default=d["distill_steps"])
     p.add_argument("--distill-batch", dest="distill_batch", type=int, default=d["distill_batch"])
     p.add_argument("--distill-lr", dest="distill_lr", type=float, default=d["distill_lr"])
+    p.add_argument("--distill-eval-every", dest="distill_eval_every", type=int, default=d["distill_eval_every"],
+                   help="distillation steps between validation evaluations (early stopping counts these)")
     p.add_argument("--distill-schedule", dest="distill_schedule", default=d["distill_schedule"],
                    choices=["cosine", "constant"], help="distillation learning-rate schedule")
     p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=d["eval_episodes"])
@@ -86,6 +113,16 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    multi = p.add_argument_group(
+        "several processes", "run on several processes (hosts) with JAX's distributed runtime: give all three "
+        "on every process, with the same other flags and an --out every process sees; under SLURM or Open MPI "
+        "(srun, mpirun) leave them out")
+    multi.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="address of process 0, where the coordination service listens")
+    multi.add_argument("--num-processes", dest="num_processes", type=int, default=None, metavar="N",
+                       help="number of processes")
+    multi.add_argument("--process-id", dest="process_id", type=int, default=None, metavar="I",
+                       help="this process's index in [0, N)")
     return p
 
 
@@ -95,8 +132,9 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
     runtime.configure()
     suite_name = suite_factory.__name__.replace("make_", "").replace("_suite", "")
     args = build_parser(suite_name, default_tasks, defaults).parse_args(argv)
-    suite = suite_factory()
     try:
+        start_processes(args)  # before any other JAX work (the suite's modules may build arrays)
+        suite = suite_factory()
         if args.eval_dir:
             tasks = args.tasks if args.tasks else [None]
             eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed)

@@ -43,10 +43,10 @@ DEFAULTS = dict(
     prior_min_std=0.3,
     prior_fraction=0.25,
     demo_episodes=16,
-    distill_steps=60,
+    distill_steps=40,
     distill_batch=32,
     distill_eval_every=10,
-    eval_episodes=16,
+    eval_episodes=10,
     episode_length=200,
 )
 """Sized for a 2-core CPU in about 10 minutes (measured 11 min 09 s on the 2-core VM: README), and

@@ -17,6 +17,14 @@ One call of :func:`run_pipeline` runs, for every task of a suite (CLEVR-Robot or
 Every stage is resumable: finished stages are detected from their files and skipped; an
 interrupted distillation or PPO run continues from its last Orbax checkpoint.
 
+Several processes (JAX's distributed runtime started by :func:`lago_jax.parallel.initialize`, which
+the command line does with ``--coordinator``/``--num-processes``/``--process-id`` or from SLURM /
+Open MPI) all call :func:`run_pipeline` with the same settings and an output directory they all
+see. Every process runs every stage in the same order; distillation and PPO are data-parallel over
+every process's devices; only process 0 writes the files that are not collective
+(``experiment.json``, demonstrations, ``done.json`` files, evaluation JSON, the results and the
+plot) and prints, the others waiting at a barrier after each such write.
+
 The code is split by concern: :mod:`~lago_jax.experiments.config` (settings, variants, suites),
 :mod:`~lago_jax.experiments.stages` (the stages), :mod:`~lago_jax.experiments.report` (tables,
 intervals, curves), :mod:`~lago_jax.experiments.cli` (command line); this module is the driver
@@ -40,6 +48,12 @@ from lago_jax.experiments.stages import (CONVERTED_CACHE_DIR, _read_json, _write
 
 
 def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
+    """Run (or resume) every stage for every task of ``cfg``; returns the result rows and the paths
+    of the table, the JSON and the plot. Collective when several processes run (see above)."""
+    import jax
+
+    from lago_jax import parallel
+
     unknown = [t for t in cfg.tasks if t not in suite.task_names]
     if unknown:
         raise ValueError(f"unknown {suite.name} task(s) {unknown}; expected some of {list(suite.task_names)}")
@@ -50,6 +64,8 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     check_source(cfg.llm)  # a bad --llm is reported before anything is written
     if cfg.random_llm is not None:
         check_source(cfg.random_llm)
+    if jax.process_count() > 1:
+        _check_multiprocess(cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     saved_cfg = os.path.join(cfg.out_dir, "experiment.json")
     if os.path.exists(saved_cfg):
@@ -61,7 +77,11 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
                 f"{cfg.out_dir} holds an experiment with different settings ({diff}); "
                 "use another --out directory or the same flags to resume"
             )
-    _write_json(saved_cfg, cfg.to_dict())
+    # Every process has read the old settings (and agreed) before process 0 replaces them.
+    parallel.barrier("lago_jax.experiments: settings checked")
+    if parallel.is_main_process():
+        _write_json(saved_cfg, cfg.to_dict())
+    parallel.barrier("lago_jax.experiments: experiment.json written")
     all_rows, extra = [], {"priors": {}, "demos": {}, "timings": {}}
     kinds_needed = [VARIANT_PRIOR[v] for v in cfg.variants if VARIANT_PRIOR[v] is not None]
     kinds = [k for k in PRIOR_KINDS if k in kinds_needed or k in ("mlp", "llm")]
@@ -81,14 +101,39 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
         results = eval_stage(cfg, task, env, run_dirs, priors)
         all_rows.extend(summarize(cfg, task, results, priors))
         extra["timings"][task] = time.time() - t_task
-    md_path, json_path = write_table(cfg, suite, all_rows, extra)
-    png = plot_curves(cfg, suite, all_rows)
-    log(f"results table: {md_path}")
-    log(f"results JSON:  {json_path}")
-    log(f"learning curves: {png}")
-    with open(md_path) as f:
-        print(f.read())
+    if parallel.is_main_process():
+        md_path, json_path = write_table(cfg, suite, all_rows, extra)
+        png = plot_curves(cfg, suite, all_rows)
+        log(f"results table: {md_path}")
+        log(f"results JSON:  {json_path}")
+        log(f"learning curves: {png}")
+        with open(md_path) as f:
+            print(f.read())
+    else:
+        md_path, json_path, png = (os.path.join(cfg.out_dir, name) for name in
+                                   ("results.md", "results.json", "learning_curves.png"))
+    parallel.barrier("lago_jax.experiments: results written")
     return {"rows": all_rows, "table": md_path, "json": json_path, "plot": png}
+
+
+def _check_multiprocess(cfg: ExperimentConfig) -> None:
+    """Before anything is written, with several processes: every process got the same settings
+    (else their collective calls would not line up), and the PPO envs and the distillation batch
+    split evenly over every process's devices."""
+    import zlib
+
+    import jax
+
+    from lago_jax import parallel
+
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "out_dir")}
+    parallel.check_same(zlib.crc32(json.dumps(settings, sort_keys=True, default=str).encode()),
+                        "experiment settings")
+    n = jax.device_count()
+    for name in ("num_envs", "distill_batch"):
+        if getattr(cfg, name) % n:
+            raise ValueError(f"{name}={getattr(cfg, name)} must be divisible by the {n} devices of the "
+                             f"{jax.process_count()} processes")
 
 
 from lago_jax.experiments.cli import build_parser, eval_only, main  # noqa: E402  (cli imports the driver lazily)

@@ -1,5 +1,14 @@
 """The pipeline's stages, each resumable from its files: demonstrations, prior distillation, PPO
-training, evaluation (see :mod:`lago_jax.experiments.pipeline` for the order)."""
+training, evaluation (see :mod:`lago_jax.experiments.pipeline` for the order).
+
+Several processes (JAX's distributed runtime, :func:`lago_jax.parallel.initialize`) run every stage
+together, in the same order, so that their collective calls line up (distillation, PPO and every
+Orbax save and restore are collective). Whether a stage's output already exists is process 0's
+answer (:func:`lago_jax.parallel.main_value`), so every process takes the same branch. Only
+process 0 writes the files that are not collective (demonstrations, ``done.json``, evaluation
+JSON), evaluates and prints logs; the others wait at a barrier after each such write and read it
+where they need it. On one process every one of these steps is a no-op.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +23,11 @@ from lago_jax.experiments.config import VARIANT_PRIOR, ExperimentConfig, Suite
 
 
 def log(msg: str) -> None:
-    print(f"[lago {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    """Print a time-stamped pipeline message (process 0 only: one copy of each line)."""
+    from lago_jax import parallel
+
+    if parallel.is_main_process():
+        print(f"[lago {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -29,18 +42,64 @@ def _read_json(path: str) -> Any:
         return json.load(f)
 
 
+def _exists(path: str) -> bool:
+    """Whether ``path`` exists, as process 0 sees it (the same answer on every process)."""
+    from lago_jax import parallel
+
+    return parallel.main_value(os.path.exists(path))
+
+
+def _write_json_main(path: str, obj: Any, what: str) -> None:
+    """``_write_json`` on process 0, then every process waits until it is written."""
+    from lago_jax import parallel
+
+    if parallel.is_main_process():
+        _write_json(path, obj)
+    parallel.barrier(f"lago_jax.experiments: {what} written")
+
+
+def _ppo_mesh():
+    """The mesh PPO runs on: none on one process (one device, as always), every device of every
+    process when there are several (each process steps the environments of its own devices)."""
+    import jax
+
+    from lago_jax import parallel
+
+    return parallel.make_mesh() if jax.process_count() > 1 else None
+
+
 # ----------------------------------------------------------------------------- stage 1: demos
 
 
 def demos_stage(cfg: ExperimentConfig, suite: Suite, task: str, env) -> Any:
-    from envs.demos import collect_demonstrations, load_demonstrations, save_demonstrations
+    """The task's expert demonstrations: loaded from ``demos/<task>.npz``, or collected and saved.
+
+    With several processes, process 0 collects and saves them and every process then loads that
+    one file: the distillation's collectives need the same data on every process, and rollouts on
+    different hosts (other CPUs or accelerators) need not agree to the bit.
+    """
+    from envs.demos import load_demonstrations
     import jax
 
+    from lago_jax import parallel
+
     path = os.path.join(cfg.out_dir, "demos", f"{task}.npz")
-    if os.path.exists(path):
+    if _exists(path):
         demos = load_demonstrations(path)
         log(f"{task}: demonstrations loaded from {path} ({demos.num_episodes} episodes)")
         return demos
+    demos = _collect_and_save(cfg, suite, task, env, path) if parallel.is_main_process() else None
+    parallel.barrier(f"lago_jax.experiments: demonstrations of {task} saved")
+    if jax.process_count() > 1:
+        demos = load_demonstrations(path)
+    return demos
+
+
+def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path: str) -> Any:
+    """Collect the expert's episodes and save them to ``path`` (process 0's part of the demos stage)."""
+    from envs.demos import collect_demonstrations, save_demonstrations
+    import jax
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
     log(f"{task}: collecting {cfg.demo_episodes} expert episodes")
     demos = collect_demonstrations(
@@ -69,13 +128,20 @@ CONVERTED_CACHE_DIR = os.environ.get(
 
 
 def load_backbone(spec: str):
-    """(config, params, tokenizer) of a backbone spec; cached per process."""
+    """(config, params, tokenizer) of a backbone spec; cached per process.
+
+    With several processes each converts the weights itself and the converted-weights cache is
+    not used: it is written and read with Orbax, whose saves and restores wait for every process,
+    and it lives in each host's home directory.
+    """
     if spec not in _LLM_CACHE:
+        import jax
+
         from lago_jax.llm import load_pretrained
         from lago_jax.llm.checkpoint import check_source
 
         check_source(spec)
-        cache_dir = None if spec.startswith("random:") else CONVERTED_CACHE_DIR
+        cache_dir = None if spec.startswith("random:") or jax.process_count() > 1 else CONVERTED_CACHE_DIR
         config, params, tokenizer = load_pretrained(spec, cache_dir=cache_dir)
         if tokenizer is None:
             raise ValueError(f"backbone {spec} has no tokenizer files; the prior needs one to encode instructions")
@@ -117,13 +183,18 @@ def build_prior(cfg: ExperimentConfig, kind: str, env) -> tuple[Any, Any]:
 
 
 def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tuple[Any, Any, dict]:
+    """(prior, distilled params, record) of one prior kind: loaded when ``done.json`` is there,
+    else distilled (resuming from its checkpoints) by every process together. With several
+    devices the params come back as host-local copies (distillation leaves them replicated over
+    every device), usable in each process's own evaluation and in PPO on one device or a mesh."""
+    from lago_jax import parallel
     from lago_jax.prior.distill import DistillConfig, distill, load_prior
 
     out = os.path.join(cfg.out_dir, "priors", task, kind)
     done_file = os.path.join(out, "done.json")
     prior, params = build_prior(cfg, kind, env)
-    if os.path.exists(done_file):
-        params = load_prior(out, prior, params)
+    if _exists(done_file):
+        params = parallel.to_local(load_prior(out, prior, params))
         info = _read_json(done_file)
         log(f"{task}/{kind}: prior loaded from {out} (val NLL {info.get('best_val_nll')})")
         return prior, params, info
@@ -138,8 +209,9 @@ def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tu
     log(f"{task}/{kind}: distilling the prior ({prior.describe()['backbone']}, {cfg.distill_steps} steps)")
     t0 = time.time()
     params, result = distill(prior, params, demos, dcfg, out, resume=True)
+    params = parallel.to_local(params)
     info = {**json.loads(json.dumps(result.to_dict())), "seconds": time.time() - t0}
-    _write_json(done_file, info)
+    _write_json_main(done_file, info, f"prior {task}/{kind}")
     log(f"{task}/{kind}: val NLL {info.get('best_val_nll')} (baseline {info.get('baseline_nll')}) in {info['seconds']:.0f}s")
     return prior, params, info
 
@@ -148,20 +220,25 @@ def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tu
 
 
 def train_stage(cfg: ExperimentConfig, task: str, variant: str, seed: int, env, priors: dict) -> str:
+    """Train one PPO run (resuming from its checkpoints) unless its ``done.json`` is there; returns
+    its directory. Every process trains it together, on :func:`_ppo_mesh`."""
     from lago_jax.ppo import run
 
     out = os.path.join(cfg.out_dir, "runs", task, variant, f"seed{seed}")
     ppo_cfg = cfg.ppo_config(variant, seed)
     kind = VARIANT_PRIOR[variant]
     prior, prior_params = (None, None) if kind is None else priors[kind][:2]
-    if os.path.exists(os.path.join(out, "done.json")):
+    if _exists(os.path.join(out, "done.json")):
         log(f"{task}/{variant}/seed{seed}: already trained ({out})")
         return out
     log(f"{task}/{variant}/seed{seed}: PPO, {cfg.env_steps} env steps")
     t0 = time.time()
-    run(ppo_cfg, env, out, prior=prior, prior_params=prior_params, resume=True, progress=cfg.progress)
-    _write_json(os.path.join(out, "done.json"), {"seconds": time.time() - t0, "variant": variant, "seed": seed,
-                                                  "backbone": None if prior is None else prior.describe()["backbone"]})
+    run(ppo_cfg, env, out, prior=prior, prior_params=prior_params, resume=True, progress=cfg.progress,
+        mesh=_ppo_mesh())
+    _write_json_main(os.path.join(out, "done.json"),
+                     {"seconds": time.time() - t0, "variant": variant, "seed": seed,
+                      "backbone": None if prior is None else prior.describe()["backbone"]},
+                     f"run {task}/{variant}/seed{seed}")
     return out
 
 
@@ -169,32 +246,49 @@ def train_stage(cfg: ExperimentConfig, task: str, variant: str, seed: int, env, 
 
 
 def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: dict) -> dict:
+    """Evaluate every run's final checkpoint, the random policy and each prior acting alone;
+    ``eval/<task>.json`` keeps what is done (resumable).
+
+    With several processes every process evaluates (each on its own first device; a checkpoint's
+    Orbax restore waits for every process, so they restore together) and process 0's results are
+    the ones written; the others wait for each write and return what process 0 wrote.
+    """
+    import jax
+
+    from lago_jax import parallel
     from lago_jax.ppo import evaluate
     from lago_jax.ppo.evaluate import evaluate_prior, evaluate_random
 
     path = os.path.join(cfg.out_dir, "eval", f"{task}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    results = _read_json(path) if os.path.exists(path) else {}
+    if parallel.is_main_process():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    results = _read_json(path) if _exists(path) else {}
+
+    def done(key: str) -> bool:  # process 0's answer, so that every process joins the same restores
+        return parallel.main_value(key in results)
+
+    def record(key: str, r: dict, message: str) -> None:
+        results[key] = r
+        _write_json_main(path, results, f"evaluation {task}/{key}")
+        log(f"{task}/{key}: {message}")
+
     for (variant, seed), run_dir in run_dirs.items():
         key = f"{variant}/seed{seed}"
-        if key in results:
+        if done(key):
             continue
         r = evaluate(run_dir, env, episodes=cfg.eval_episodes, seed=cfg.eval_seed + seed)
         r["checkpoint"] = os.path.join(run_dir, "checkpoints")
-        results[key] = r
-        _write_json(path, results)
-        log(f"{task}/{key}: success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
-    if "random" not in results:
-        results["random"] = evaluate_random(env, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length)
-        _write_json(path, results)
-        log(f"{task}/random: success {results['random']['success_rate']:.3f}")
+        record(key, r, f"success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
+    if not done("random"):
+        r = evaluate_random(env, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length)
+        record("random", r, f"success {r['success_rate']:.3f}")
     for kind, (prior, params, _info) in priors.items():
         key = f"prior_{kind}"
-        if key in results:
+        if done(key):
             continue
         r = evaluate_prior(prior, params, env, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length)
         r["backbone"] = prior.describe()["backbone"]
-        results[key] = r
-        _write_json(path, results)
-        log(f"{task}/{key}: success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
+        record(key, r, f"success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
+    if jax.process_count() > 1:
+        results = _read_json(path)
     return results

@@ -459,7 +459,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
             # Committed to the default device: jit caches on whether arguments are committed, and
             # learn's outputs are once prior parameters restored from a checkpoint go in, so an
             # uncommitted initial state would compile the rollout a second time.
-            return jax.device_put(state, jax.devices()[0])
+            return jax.device_put(state, jax.local_devices()[0])
 
     def check_prior_params(prior_params):
         if prior is not None and prior_params is None:
@@ -658,7 +658,7 @@ def run(
 
     ppo = _memoised(_cached_ppo, make_ppo, _program_config(config), env, prior, mesh)
     if ppo.split is not None:
-        prior_params = jax.device_put(prior_params, jax.devices()[0])  # committed, like the state
+        prior_params = jax.device_put(prior_params, jax.local_devices()[0])  # committed, like the state
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     manager = ckpt_lib.Checkpointer(ckpt_dir, max_to_keep=max_to_keep)
     abstract = jax.eval_shape(ppo.init, jax.random.PRNGKey(0))
