@@ -98,18 +98,22 @@ def prior_cost(spec: str, batches, dtype_name: str, repeats: int, peak: float | 
     return rows
 
 
+IMPL = "jax"
+"""MJX implementation of the env benchmarks (``--impl``; ``"warp"`` needs a GPU and mujoco >= 3.3.5)."""
+
+
 def _env(name: str):
     if name == "clevr":
         from envs.clevr_robot import ClevrRobot
 
-        return ClevrRobot(templates=1, backend="mjx")
+        return ClevrRobot(templates=1, backend="mjx", impl=IMPL)
     if name == "point_mass":
         from envs.point_mass import PointMass
 
         return PointMass(discrete=False)
     from envs.metaworld import MetaWorldEnv
 
-    return MetaWorldEnv(name, observe_goal=True)
+    return MetaWorldEnv(name, observe_goal=True, impl=IMPL)
 
 
 def env_speed(name: str, batches, steps: int, repeats: int) -> list[dict]:
@@ -197,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU (default: known GPUs' bf16 peak)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--impl", default="jax", choices=["jax", "warp"],
+                   help="MJX implementation for the env rows (warp: NVIDIA GPU, mujoco >= 3.3.5)")
     p.add_argument("--out", default=None, help="write the Markdown table here too")
     for k, v in FULL.items():
         flag = "--" + k.replace("_", "-")
@@ -210,6 +216,10 @@ def main(argv=None) -> int:
     runtime.configure()
     import jax
 
+    global IMPL
+    from envs.mjx_impl import check_impl
+
+    IMPL = check_impl(args.impl)  # refused up front where it cannot run, before any measurement
     device = f"{jax.devices()[0].platform} {jax.devices()[0].device_kind} x {jax.device_count()}"
     peak = peak_tflops(args.peak_tflops)
     sections = {"prior": [], "env": [], "update": []}

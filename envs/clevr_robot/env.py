@@ -39,6 +39,7 @@ from mujoco import mjx
 from envs.clevr_robot import instructions as lang
 from envs.clevr_robot import scene
 from envs.clevr_robot.native import NativeData, NativePhysics
+from envs import mjx_impl
 from envs.core import Discrete, Env, State, initial_flags
 
 PUSH_DIRECTIONS = np.array(
@@ -164,6 +165,8 @@ class ClevrRobot(Env):
         the same ``MjModel``; ``state.data`` is an ``mjx.Data`` or a :class:`NativeData`, both
         with ``qpos``/``qvel``.
       num_threads: threads of the ``"mujoco"`` backend (default: the CPU count).
+      impl: MJX implementation of the ``"mjx"`` backend, ``"jax"`` (default) or ``"warp"`` (NVIDIA
+        GPUs with mujoco >= 3.3.5; refused elsewhere: :mod:`envs.mjx_impl`; not yet run on a GPU here).
       layout_attempts, layout_candidates: see :func:`sample_layout`.
     """
 
@@ -179,7 +182,9 @@ class ClevrRobot(Env):
         layout_candidates: int = 32,
         backend: str = "auto",
         num_threads: int | None = None,
+        impl: str = "jax",
     ):
+        self.impl = mjx_impl.check_impl(impl)
         self.templates = lang.resolve_templates(templates)
         self._instructions = lang.instruction_texts(self.templates)
         if goal_ids is None:
@@ -199,9 +204,12 @@ class ClevrRobot(Env):
             raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
         if backend == "auto":
             backend = "mujoco" if jax.default_backend() == "cpu" else "mjx"
+        if backend == "mujoco" and self.impl != "jax":
+            raise ValueError(f"impl={impl!r} is an MJX implementation; backend='mujoco' steps MuJoCo's C engine "
+                             "(use backend='mjx')")
         self.backend = backend
         self.mj_model: mujoco.MjModel = scene.build_model(solver_iterations, ls_iterations, max_contact_points)
-        self.mjx_model = mjx.put_model(self.mj_model)
+        self.mjx_model = mjx_impl.put_model(self.mj_model, self.impl)
         self.native = None
         if backend == "mujoco":
             self.native = NativePhysics(self.mj_model, push_offset=PUSH_OFFSET, push_control=PUSH_CONTROL,
@@ -246,7 +254,7 @@ class ClevrRobot(Env):
         if self.native is not None:
             data = NativeData(qpos=qpos, qvel=jnp.zeros(self.mj_model.nv, jnp.float32))
         else:
-            data = mjx.make_data(self.mjx_model).replace(qpos=qpos)
+            data = mjx_impl.make_data(self.mjx_model, self.impl).replace(qpos=qpos)
 
         goals = jnp.asarray(lang.GOALS)
         holds = jax.vmap(goal_satisfied, in_axes=(None, 0))(ball_xy, goals)

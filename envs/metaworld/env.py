@@ -36,6 +36,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
+from envs import mjx_impl
 from envs.core import Box, Env, State, initial_flags
 from envs.multitask import MultiTaskEnv
 from envs.metaworld import tasks as tasks_lib
@@ -135,6 +136,8 @@ class MetaWorldEnv(Env):
         active the rest are lost, so the physics can differ from the default model's. The parity
         tests cover the default model; at a cap of 16 the scripted experts' success equals the
         uncapped rate on all ten MT10 tasks.
+      impl: MJX implementation, ``"jax"`` (default) or ``"warp"`` (NVIDIA GPUs with mujoco >= 3.3.5;
+        refused elsewhere with the install line: :mod:`envs.mjx_impl`; not yet run on a GPU here).
 
     ``state.info`` holds ``instruction_id``, ``reset_vector`` (Meta-World's ``_last_rand_vec``
     for this episode) and the episode's task parameters under ``"task/<name>"`` keys
@@ -149,7 +152,9 @@ class MetaWorldEnv(Env):
         observe_goal: bool = False,
         random_instruction: bool = True,
         max_contact_points: int | None = None,
+        impl: str = "jax",
     ):
+        self.impl = mjx_impl.check_impl(impl)
         self.task = tasks_lib.get_task(task_name)
         self.task_name = task_name
         self.observe_goal = bool(observe_goal)
@@ -160,7 +165,7 @@ class MetaWorldEnv(Env):
         self.max_contact_points = check_max_contact_points(max_contact_points)
         self.mj_model = build_mj_model(task.xml, task.colliders, self.max_contact_points)
         self.model_edits = edits_for(task.xml, task.colliders, self.max_contact_points)
-        self.mjx_model = mjx.put_model(self.mj_model)
+        self.mjx_model = mjx_impl.put_model(self.mj_model, self.impl)
         m = self.mj_model
 
         body = lambda n: _name_id(m, mujoco.mjtObj.mjOBJ_BODY, n)
@@ -259,7 +264,7 @@ class MetaWorldEnv(Env):
         if "fixture_pos" not in params:
             params["fixture_pos"] = jnp.zeros(3, jnp.float32)
         m = self._model(params)
-        data = mjx.make_data(self.mj_model)
+        data = mjx_impl.make_data(self.mj_model, self.impl)
         data = data.replace(
             qpos=qpos,
             qvel=qvel,
