@@ -25,7 +25,7 @@ import json
 import math
 import os
 import zipfile
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -262,6 +262,30 @@ def _check_array(where, name, arr, dtype, ndim):
         raise ValueError(f"{where}: '{name}' has dtype {arr.dtype}, expected {np.dtype(dtype)}")
     if arr.ndim != ndim:
         raise ValueError(f"{where}: '{name}' has shape {arr.shape}, expected {ndim} dimension(s)")
+
+
+def concat_demonstrations(parts: Sequence[Demos], env_name: str, metadata: dict | None = None) -> Demos:
+    """One :class:`Demos` holding every episode of ``parts`` in order (episode ids renumbered).
+
+    The parts must share the instruction list and the action space (demonstrations of several
+    tasks seen through one multi-task env: :meth:`envs.multitask.MultiTaskEnv.task_env`).
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("concat_demonstrations needs at least one part")
+    first = parts[0]
+    for i, p in enumerate(parts[1:], 1):
+        if tuple(p.instructions) != tuple(first.instructions) or p.action_space != first.action_space:
+            raise ValueError(f"part {i} ({p.env_name}) has other instructions or another action space than part 0 "
+                             f"({first.env_name}); only demonstrations of one (multi-task) env can be joined")
+    offsets = np.cumsum([0] + [p.num_episodes for p in parts[:-1]])
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts], axis=0)
+    arrays = {name: cat(name) for name in (*_STEP_ARRAYS, *_EPISODE_ARRAYS, "action") if name != "episode_id"}
+    arrays["episode_id"] = np.concatenate([p.episode_id + off for p, off in zip(parts, offsets)]).astype(np.int32)
+    out = Demos(**arrays, instructions=tuple(first.instructions), env_name=env_name,
+                action_space=first.action_space, metadata=dict(metadata or {}))
+    validate_demos(out, "joined demonstrations")
+    return out
 
 
 def save_demonstrations(path: str | os.PathLike, demos: Demos) -> str:

@@ -5,6 +5,7 @@ finishes in about a minute; the slow tests run the real entry points (CLEVR-Robo
 at a tiny budget, the CLEVR one with SmolLM2-135M.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -314,3 +315,40 @@ def test_sweep_table_over_run_directories(pipeline_run, tmp_path, capsys):
     assert "| LaGO |" in text and "area under success curve" in text and text == capsys.readouterr().out
     assert sweep.main([str(tmp_path / "nothing")]) == 2
     assert "is not a finished pipeline run" in capsys.readouterr().err
+
+
+def test_group_trains_one_multitask_policy_reported_per_task_and_averaged(tmp_path):
+    """A suite group (``--task mt10`` on Meta-World) through the whole pipeline, on two point-mass
+    tasks: one pre-batched multi-task env, demonstrations of both, per-task training metrics,
+    evaluation per member task and the members' mean."""
+    suite = Suite(name="point_mass", task_names=("left", "right"), make_env=lambda task: PointMass(discrete=True),
+                  expert=lambda task: _expert, groups={"both": ("left", "right")})
+    cfg = ExperimentConfig(tasks=("both",), out_dir=str(tmp_path / "out"), seeds=(0, 1),
+                           variants=("ppo", "ppo_mlp_prior"), num_envs=8, num_steps=16, num_updates=2,
+                           checkpoint_every=2, demo_episodes=4, demo_batch=4, distill_steps=4, distill_batch=16,
+                           distill_eval_every=2, llm="random:test-tiny", eval_episodes=4, progress=False)
+    pipeline.run_pipeline(cfg, suite)
+    with open(os.path.join(cfg.out_dir, "results.json")) as f:
+        data = json.load(f)
+    assert data["demos"]["both"]["episodes"] == 8  # demo_episodes of each member task
+    rows = {(r["task"], r["method"]): r for r in data["rows"]}
+    for method in ("ppo", "ppo_mlp_prior", "random", "prior_mlp", "prior_llm"):
+        assert {("both/left", method), ("both/right", method), ("both", method)} <= set(rows), method
+    with open(os.path.join(cfg.out_dir, "eval", "both.json")) as f:
+        recorded = json.load(f)
+    evals = {m: {k: r["tasks"][m] for k, r in recorded.items()} for m in ("left", "right")}
+    for variant in ("ppo", "ppo_mlp_prior"):
+        per_seed = [np.mean([evals[m][f"{variant}/seed{s}"]["success_rate"] for m in evals]) for s in cfg.seeds]
+        assert rows[("both", variant)]["success_mean"] == pytest.approx(np.mean(per_seed))
+    assert rows[("both", "random")]["return_mean"] == pytest.approx(
+        np.mean([evals[m]["random"]["return_mean"] for m in evals]))
+    with open(os.path.join(cfg.out_dir, "runs", "both", "ppo", "seed0", "metrics.jsonl")) as f:
+        last = json.loads(f.readlines()[-1])
+    assert {"episodes/left", "episodes/right"} <= set(last)
+    # The checkpoint reloads through --eval as the multi-task policy it is.
+    ckpt = os.path.join(cfg.out_dir, "runs", "both", "ppo", "seed0")
+    r = pipeline.eval_only(ckpt, suite, None, episodes=4, seed=1000)  # the pipeline evaluated seed 0 with 1000 + 0
+    assert set(r["tasks"]) == {"left", "right"}
+    assert r["tasks"]["left"]["return_mean"] == evals["left"]["ppo/seed0"]["return_mean"]
+    with pytest.raises(ValueError, match="--envs 7 must be a multiple of the 2 tasks of 'both'"):
+        pipeline.make_task_env(dataclasses.replace(cfg, num_envs=7), suite, "both")

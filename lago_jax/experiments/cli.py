@@ -45,14 +45,23 @@ def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int
         parts = path.rstrip("/").split(os.sep)
         if parts[-1] == "checkpoints":
             parts = parts[:-1]
-        task = parts[-3] if len(parts) >= 3 and parts[-3] in suite.task_names else None
+        task = parts[-3] if len(parts) >= 3 and parts[-3] in suite.all_task_names else None
         if task is None:
             raise ValueError(f"cannot tell the task of {checkpoint_dir}; pass --task")
-    env = suite.make_env(task)
     from lago_jax import parallel
 
     # Every process evaluates (the checkpoint's restore waits for all of them); process 0 prints.
-    r = evaluate(path, env, episodes=episodes, seed=seed)
+    if task in suite.groups:  # a multi-task policy: rebuilt on the multi-task env it was trained on
+        from envs.multitask import MultiTaskEnv
+        from lago_jax.ppo.evaluate import checkpoint_config
+
+        members = suite.groups[task]
+        config = checkpoint_config(path)
+        env = MultiTaskEnv({m: suite.make_env(m) for m in members}, envs_per_task=config.num_envs // len(members),
+                           episode_length=config.episode_length)
+    else:
+        env = suite.make_env(task)
+    r = evaluate(path, env, episodes=episodes, seed=seed)  # a multi-task env: per task under "tasks", and the mean
     if parallel.is_main_process():
         print(json.dumps({"checkpoint": path, "task": task, **r}, indent=2))
     return r

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 VARIANTS = ("ppo", "ppo_mlp_prior", "lago_random_llm", "lago")
 """Trained variants, in table order. Each maps to the prior it is guided by (None for PPO)."""
@@ -31,12 +31,22 @@ class Suite:
       task_names: every valid task name (for the error on an unknown one).
       make_env: ``task -> Env`` (bare, unbatched).
       expert: ``task -> policy(obs, key) -> action`` (pure JAX) used for demonstrations.
+      groups: name -> member tasks trained jointly as one multi-task policy (``--task mt10``):
+        one :class:`envs.multitask.MultiTaskEnv` with ``num_envs / len(members)`` envs per task
+        and a one-hot task id in the observation, demonstrations of every member, priors on all
+        of them, results per member and averaged.
     """
 
     name: str
     task_names: tuple[str, ...]
     make_env: Callable[[str], Any]
     expert: Callable[[str], Callable]
+    groups: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def all_task_names(self) -> tuple[str, ...]:
+        """Single tasks and group names: everything ``--task`` accepts."""
+        return tuple(self.task_names) + tuple(self.groups)
 
 
 @dataclasses.dataclass(frozen=True)

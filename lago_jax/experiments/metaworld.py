@@ -16,6 +16,7 @@ DEFAULT_TASKS = ("reach-v3",)
 
 def make_metaworld_suite() -> Suite:
     from envs.metaworld import TASKS, MetaWorldEnv
+    from envs.metaworld.tasks import MT10_TASKS
     from envs.metaworld.policies import POLICIES, get_policy
 
     def make_env(task: str):
@@ -28,7 +29,9 @@ def make_metaworld_suite() -> Suite:
 
     # Tasks with both an MJX env and a scripted expert.
     names = tuple(t for t in TASKS if t in POLICIES)
-    return Suite(name="metaworld", task_names=names, make_env=make_env, expert=expert)
+    # --task mt10: one multi-task policy on the MT10 tasks (one-hot task id), reported per task and averaged.
+    groups = {"mt10": tuple(t for t in MT10_TASKS if t in names)}
+    return Suite(name="metaworld", task_names=names, make_env=make_env, expert=expert, groups=groups)
 
 
 DEFAULTS = dict(

@@ -40,9 +40,10 @@ import time
 from lago_jax.experiments.config import (PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRIOR, VARIANTS,  # noqa: F401
                                          ExperimentConfig, Suite)
 from lago_jax.experiments.report import (CURVE_KEYS, curve_figure, mean_band, mean_ci95, plot_curves,  # noqa: F401
-                                         seed_curve, summarize, write_table)
+                                         seed_curve, summarize, summarize_group, write_table)
 from lago_jax.experiments.stages import (CONVERTED_CACHE_DIR, _read_json, _write_json, build_prior,  # noqa: F401
-                                         demos_stage, distill_stage, eval_stage, load_backbone, log, train_stage)
+                                         demos_stage, distill_stage, eval_stage, load_backbone, log, make_task_env,
+                                         member_results, train_stage)
 
 # ----------------------------------------------------------------------------- driver
 
@@ -54,9 +55,9 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
 
     from lago_jax import parallel
 
-    unknown = [t for t in cfg.tasks if t not in suite.task_names]
+    unknown = [t for t in cfg.tasks if t not in suite.all_task_names]
     if unknown:
-        raise ValueError(f"unknown {suite.name} task(s) {unknown}; expected some of {list(suite.task_names)}")
+        raise ValueError(f"unknown {suite.name} task(s) {unknown}; expected some of {list(suite.all_task_names)}")
     for variant in cfg.variants:  # fail on bad PPO settings before any expensive stage runs
         cfg.ppo_config(variant, cfg.seeds[0])
     from lago_jax.llm.checkpoint import check_source
@@ -87,7 +88,7 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     kinds = [k for k in PRIOR_KINDS if k in kinds_needed or k in ("mlp", "llm")]
     for task in cfg.tasks:
         t_task = time.time()
-        env = suite.make_env(task)
+        env = make_task_env(cfg, suite, task)
         demos = demos_stage(cfg, suite, task, env)
         extra["demos"][task] = demos.summary()
         priors = {}
@@ -99,7 +100,11 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
             for seed in cfg.seeds:
                 run_dirs[(variant, seed)] = train_stage(cfg, task, variant, seed, env, priors)
         results = eval_stage(cfg, task, env, run_dirs, priors)
-        all_rows.extend(summarize(cfg, task, results, priors))
+        members = member_results(suite, task, results)
+        for label, r in members.items():
+            all_rows.extend(summarize(cfg, label, r, priors))
+        if task in suite.groups:  # the mean over the member tasks, as Meta-World reports MT10
+            all_rows.extend(summarize_group(cfg, task, members, priors))
         extra["timings"][task] = time.time() - t_task
     if parallel.is_main_process():
         md_path, json_path = write_table(cfg, suite, all_rows, extra)

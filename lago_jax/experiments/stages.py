@@ -68,6 +68,36 @@ def _ppo_mesh():
     return parallel.make_mesh() if jax.process_count() > 1 else None
 
 
+def make_task_env(cfg: ExperimentConfig, suite: Suite, task: str):
+    """The env a task trains on: the suite's bare env, or for a group (``suite.groups``) one
+    pre-batched :class:`envs.multitask.MultiTaskEnv` of its members with ``num_envs / members``
+    envs per task, the one-hot task id appended to the observation and the run's episode limit."""
+    if task not in suite.groups:
+        return suite.make_env(task)
+    from envs.multitask import MultiTaskEnv
+
+    members = tuple(suite.groups[task])
+    if cfg.num_envs % len(members):
+        raise ValueError(f"--envs {cfg.num_envs} must be a multiple of the {len(members)} tasks of {task!r} "
+                         f"({', '.join(members)}): each task steps the same number of envs")
+    if cfg.cached_reset:
+        raise ValueError(f"--cached-reset does not apply to {task!r}: a multi-task env auto-resets each task itself")
+    return MultiTaskEnv({m: suite.make_env(m) for m in members}, envs_per_task=cfg.num_envs // len(members),
+                        episode_length=cfg.episode_length)
+
+
+def member_results(suite: Suite, task: str, results: dict) -> dict[str, dict]:
+    """A task's evaluations by the label its rows carry: ``{task: results}``, or for a group
+    ``{"<group>/<member>": that member's share of every evaluation}``."""
+    if task not in suite.groups:
+        return {task: results}
+    out = {}
+    for m in suite.groups[task]:
+        out[f"{task}/{m}"] = {k: {**r["tasks"][m], **({"backbone": r["backbone"]} if "backbone" in r else {})}
+                              for k, r in results.items()}
+    return out
+
+
 # ----------------------------------------------------------------------------- stage 1: demos
 
 
@@ -100,18 +130,35 @@ def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path:
     from envs.demos import collect_demonstrations, save_demonstrations
     import jax
 
+    from envs.demos import concat_demonstrations
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    log(f"{task}: collecting {cfg.demo_episodes} expert episodes")
-    demos = collect_demonstrations(
-        env,
-        suite.expert(task),
-        cfg.demo_episodes,
-        jax.random.PRNGKey(12345),
-        batch_size=min(cfg.demo_batch, cfg.demo_episodes),
-        episode_length=cfg.demo_episode_length or cfg.episode_length,
-        env_name=f"{suite.name}/{task}",
-        metadata={"policy": "scripted expert"},
-    )
+
+    def collect(name: str, member_env, expert) -> Any:
+        return collect_demonstrations(
+            member_env,
+            expert,
+            cfg.demo_episodes,
+            jax.random.PRNGKey(12345),
+            batch_size=min(cfg.demo_batch, cfg.demo_episodes),
+            episode_length=cfg.demo_episode_length or cfg.episode_length,
+            env_name=f"{suite.name}/{name}",
+            metadata={"policy": "scripted expert"},
+        )
+
+    if task in suite.groups:
+        members = tuple(suite.groups[task])
+        log(f"{task}: collecting {cfg.demo_episodes} expert episodes of each of {len(members)} tasks")
+        hot = len(members) if env.task_one_hot else 0
+        parts = []
+        for m in members:
+            expert = suite.expert(m)
+            # The expert reads the task's own observation: the one-hot task id is cut off again.
+            parts.append(collect(m, env.task_env(m), lambda obs, key, e=expert: e(obs[: obs.shape[-1] - hot], key)))
+        demos = concat_demonstrations(parts, f"{suite.name}/{task}", {"policy": "scripted expert", "tasks": members})
+    else:
+        log(f"{task}: collecting {cfg.demo_episodes} expert episodes")
+        demos = collect(task, env, suite.expert(task))
     save_demonstrations(path, demos)
     s = demos.summary()
     log(f"{task}: {s['episodes']} episodes, {s['steps']} steps, expert success {s['success_rate']:.2f} -> {path}")
@@ -254,6 +301,7 @@ def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: di
     the ones written; the others wait for each write and return what process 0 wrote.
     """
     import jax
+    import numpy as np
 
     from lago_jax import parallel
     from lago_jax.ppo import evaluate
@@ -272,6 +320,12 @@ def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: di
         _write_json_main(path, results, f"evaluation {task}/{key}")
         log(f"{task}/{key}: {message}")
 
+    def per_task(fn) -> dict:  # a multi-task env: every member on its own, and their mean
+        if not hasattr(env, "task_env"):
+            return fn(env)
+        tasks = {m: fn(env.task_env(m)) for m in env.task_names}
+        return {"tasks": tasks, **{k: float(np.mean([t[k] for t in tasks.values()])) for k in ("success_rate", "return_mean")}}
+
     for (variant, seed), run_dir in run_dirs.items():
         key = f"{variant}/seed{seed}"
         if done(key):
@@ -280,13 +334,13 @@ def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: di
         r["checkpoint"] = os.path.join(run_dir, "checkpoints")
         record(key, r, f"success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
     if not done("random"):
-        r = evaluate_random(env, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length)
+        r = per_task(lambda e: evaluate_random(e, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length))
         record("random", r, f"success {r['success_rate']:.3f}")
     for kind, (prior, params, _info) in priors.items():
         key = f"prior_{kind}"
         if done(key):
             continue
-        r = evaluate_prior(prior, params, env, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length)
+        r = per_task(lambda e: evaluate_prior(prior, params, e, cfg.eval_episodes, cfg.eval_seed, cfg.episode_length))
         r["backbone"] = prior.describe()["backbone"]
         record(key, r, f"success {r['success_rate']:.3f} return {r['return_mean']:.3f}")
     if jax.process_count() > 1:

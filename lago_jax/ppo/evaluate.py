@@ -97,6 +97,23 @@ def evaluate_params(
     return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
 
 
+def checkpoint_config(checkpoint_dir: str, step: int | None = None) -> PPOConfig:
+    """The ``PPOConfig`` a checkpoint (latest, or ``step``) was trained with: what it takes to
+    rebuild the env it expects (e.g. a multi-task env's batch) before restoring it."""
+    from lago_jax.checkpoint import Checkpointer, CheckpointError
+
+    if os.path.isdir(os.path.join(checkpoint_dir, "checkpoints")):
+        checkpoint_dir = os.path.join(checkpoint_dir, "checkpoints")
+    mgr = Checkpointer(checkpoint_dir, create=False)
+    try:
+        step = mgr.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
+        return PPOConfig.from_dict(mgr.restore_config(step))
+    finally:
+        mgr.close()
+
+
 def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, greedy: bool = True, step: int | None = None) -> dict[str, float]:
     """Restore the checkpoint (latest, or ``step``) in ``checkpoint_dir`` and evaluate it.
 
