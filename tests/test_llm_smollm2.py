@@ -118,3 +118,36 @@ def test_smollm2_matches_transformers(smollm2):
     ppl, ref_ppl = np.exp(ours_nll / count), np.exp(ref_nll / count)
     print(f"pooled perplexity over {int(count)} tokens: ours {ppl:.4f}, transformers {ref_ppl:.4f}")
     assert abs(ppl - ref_ppl) / ref_ppl < 1e-4
+
+
+def test_smollm2_tokenizer_matches_an_independent_bpe(tmp_path):
+    """The reference in ``test_smollm2_matches_transformers`` is transformers' fast tokenizer, built
+    on the same ``tokenizers`` backend as ours; here the reference is transformers' pure-Python
+    byte-level BPE (``GPT2Tokenizer``) given the GGUF's vocabulary and merges: every CLEVR-Robot
+    and Meta-World instruction, and text with digits, tabs, newlines and non-ASCII."""
+    import json
+
+    import transformers
+
+    from envs.clevr_robot import instructions as clevr_lang
+    from envs.metaworld.instructions import INSTRUCTIONS as MW_INSTRUCTIONS
+    from lago_jax.llm import gguf as gguf_io
+
+    try:
+        path = llm.smollm2_gguf_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    meta = gguf_io.read_metadata(path)
+    tokens, merges = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.merges"]
+    (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    reference = transformers.GPT2Tokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    ours = llm.Tokenizer.from_gguf_metadata(meta)
+    texts = [PROMPT, *SENTENCES, *clevr_lang.instruction_texts(clevr_lang.resolve_templates(None)),
+             *[t for task in MW_INSTRUCTIONS.values() for t in task],
+             "numbers 12345 and 3.14", "tabs\tand\nnewlines  here", "héllo ☃"]
+    assert len(texts) > 80
+    for text in texts:
+        ids = ours.encode(text)
+        assert ids == reference.encode(text), text
+        assert ours.decode(ids) == text
