@@ -163,3 +163,16 @@ def test_out_of_range_actions_and_huge_observations_are_refused(discrete_demos, 
     with pytest.raises(ValueError, match="non-finite"):
         demos_lib.validate_demos(nan)
     demos_lib.validate_demos(d)  # the real ones pass
+
+
+def test_concat_renumbers_episodes_and_refuses_other_envs(discrete_demos):
+    both = demos_lib.concat_demonstrations([discrete_demos, discrete_demos], "two", {"tasks": ["a", "b"]})
+    e, n = discrete_demos.num_episodes, discrete_demos.num_steps
+    assert both.num_episodes == 2 * e and both.num_steps == 2 * n
+    np.testing.assert_array_equal(both.episode_id, np.concatenate([discrete_demos.episode_id, discrete_demos.episode_id + e]))
+    np.testing.assert_array_equal(both.obs[n:], discrete_demos.obs)
+    other = dataclasses.replace(discrete_demos, instructions=("something else",) * len(discrete_demos.instructions))
+    with pytest.raises(ValueError, match="other instructions or another action space"):
+        demos_lib.concat_demonstrations([discrete_demos, other], "two")
+    with pytest.raises(ValueError, match="at least one part"):
+        demos_lib.concat_demonstrations([], "none")
