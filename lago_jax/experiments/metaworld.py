@@ -1,7 +1,7 @@
 """``python -m lago_jax.experiments.metaworld``: the LaGO pipeline on Meta-World (MJX).
 
-The default (3 seeds x 4 variants x 20,480 env steps on reach-v3) took 11 min 09 s on a 2-core CPU
-and shows the start of learning (README); the recorded 5-seed experiment and the paper-scale
+The default (3 seeds x 4 variants x 20,480 env steps on reach-v3) took 8 min 02 s on the idle 2-core
+VM and shows the start of learning (README); the recorded 5-seed experiment and the paper-scale
 command are in the README too.
 """
 
@@ -52,15 +52,17 @@ DEFAULTS = dict(
     eval_episodes=10,
     episode_length=200,
 )
-"""Sized for a 2-core CPU in about 10 minutes (measured 11 min 09 s on the 2-core VM: README), and
-to show the prior's early effect:
+"""Sized for a 2-core CPU in under 10 minutes (measured 8 min 02 s on the idle 2-core VM:
+``experiments/metaworld_default``; 11 min 09 s before distillation went from 60 to 40 steps,
+evaluation from 16 to 10 episodes and the prior to an eighth of the time steps), and to show the
+start of learning:
 3 seeds x 4 variants x 20,480 env steps (32 envs x 64 steps x 10 updates, the vanilla-PPO
 setting that learns reach: 256x256 MLPs, rewards x 0.1) with 200-step episodes. In the recorded
 reach runs the prior-guided arms at beta = 0.1 (prior's std floored at 0.3) return 690-950 per
 episode after 20k env steps against vanilla PPO's 410-560 and the random policy's 320
-(``experiments/metaworld_reach_150k``); the prior is evaluated on a quarter of each rollout's
-time steps (``--prior-fraction``; no measurable effect on learning in ``experiments/metaworld_reach_sweep``,
-a quarter of the LLM's cost). At longer budgets beta = 0.1 holds the policy at the prior's
+(``experiments/metaworld_reach_150k``); the prior is evaluated on an eighth of each rollout's
+time steps (``--prior-fraction``; a quarter changed nothing measurable in ``experiments/metaworld_reach_sweep``;
+an eighth is not measured for learning). At longer budgets beta = 0.1 holds the policy at the prior's
 level: the sweep's choice for 153,600 steps is 0.003. The 2,048 visited states per update go
 through the prior in chunks of 256 rows; the auto-reset stays a full reset (1% of a Meta-World
 step in MJX)."""
