@@ -40,7 +40,7 @@ import time
 from lago_jax.experiments.config import (PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRIOR, VARIANTS,  # noqa: F401
                                          ExperimentConfig, Suite)
 from lago_jax.experiments.report import (CURVE_KEYS, curve_figure, mean_band, mean_ci95, plot_curves,  # noqa: F401
-                                         seed_curve, summarize, summarize_group, write_table)
+                                         seed_curve, summarize, write_table)
 from lago_jax.experiments.stages import (CONVERTED_CACHE_DIR, _read_json, _write_json, build_prior,  # noqa: F401
                                          demos_stage, distill_stage, eval_stage, load_backbone, log, make_task_env,
                                          member_results, train_stage)
@@ -100,11 +100,11 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
             for seed in cfg.seeds:
                 run_dirs[(variant, seed)] = train_stage(cfg, task, variant, seed, env, priors)
         results = eval_stage(cfg, task, env, run_dirs, priors)
-        members = member_results(suite, task, results)
-        for label, r in members.items():
+        # A group's evaluations hold every member's share and, at the top level, the mean over the
+        # members (as Meta-World reports MT10): rows for each member, then the group's own.
+        members = member_results(suite, task, results) if task in suite.groups else {}
+        for label, r in {**members, task: results}.items():
             all_rows.extend(summarize(cfg, label, r, priors))
-        if task in suite.groups:  # the mean over the member tasks, as Meta-World reports MT10
-            all_rows.extend(summarize_group(cfg, task, members, priors))
         extra["timings"][task] = time.time() - t_task
     if parallel.is_main_process():
         md_path, json_path = write_table(cfg, suite, all_rows, extra)

@@ -95,36 +95,6 @@ FINAL_FRACTION = 0.1
 REACH_LEVEL = 0.5
 
 
-def summarize_group(cfg: ExperimentConfig, group: str, member_results: dict[str, dict], priors: dict) -> list[dict]:
-    """A group's rows averaged over its member tasks (as Meta-World reports MT10): each seed's
-    success and return are the mean over the members, then mean and 95% interval over seeds;
-    the random policy and the priors alone, the mean over the members."""
-    members = list(member_results.values())
-    rows = []
-    for variant in cfg.variants:
-        keys = [f"{variant}/seed{s}" for s in cfg.seeds if all(f"{variant}/seed{s}" in r for r in members)]
-        if not keys:
-            continue
-        success = [float(np.mean([r[k]["success_rate"] for r in members])) for k in keys]
-        ret = [float(np.mean([r[k]["return_mean"] for r in members])) for k in keys]
-        sm, sh = mean_ci95(success)
-        rm, rh = mean_ci95(ret)
-        kind = VARIANT_PRIOR[variant]
-        rows.append(dict(task=group, method=variant, label=VARIANT_LABEL[variant], seeds=len(keys),
-                         backbone=None if kind is None else priors[kind][0].describe()["backbone"],
-                         success_mean=sm, success_ci95=sh, return_mean=rm, return_ci95=rh, env_steps=cfg.env_steps))
-    alone = [("random", None)] + [(f"prior_{kind}", kind) for kind in priors]
-    for key, kind in alone:
-        if not all(key in r for r in members):
-            continue
-        rows.append(dict(task=group, method=key, label=VARIANT_LABEL[key], seeds=1,
-                         backbone=None if kind is None else members[0][key].get("backbone"),
-                         success_mean=float(np.mean([r[key]["success_rate"] for r in members])), success_ci95=0.0,
-                         return_mean=float(np.mean([r[key]["return_mean"] for r in members])), return_ci95=0.0,
-                         env_steps=0))
-    return rows
-
-
 def run_curve_summary(rows: Sequence[dict], steps_per_update: int, num_updates: int) -> dict | None:
     """One run's training-success summary: final (mean of the last ``FINAL_FRACTION`` of the
     updates with a measurement), area (mean over all measured updates) and the first env step at

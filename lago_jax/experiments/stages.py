@@ -87,10 +87,8 @@ def make_task_env(cfg: ExperimentConfig, suite: Suite, task: str):
 
 
 def member_results(suite: Suite, task: str, results: dict) -> dict[str, dict]:
-    """A task's evaluations by the label its rows carry: ``{task: results}``, or for a group
-    ``{"<group>/<member>": that member's share of every evaluation}``."""
-    if task not in suite.groups:
-        return {task: results}
+    """A group's evaluations split by member: ``{"<group>/<member>": that member's share of every
+    evaluation}`` (each evaluation of a group holds them under ``"tasks"``)."""
     out = {}
     for m in suite.groups[task]:
         out[f"{task}/{m}"] = {k: {**r["tasks"][m], **({"backbone": r["backbone"]} if "backbone" in r else {})}

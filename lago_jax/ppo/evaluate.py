@@ -97,18 +97,29 @@ def evaluate_params(
     return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
 
 
-def checkpoint_config(checkpoint_dir: str, step: int | None = None) -> PPOConfig:
-    """The ``PPOConfig`` a checkpoint (latest, or ``step``) was trained with: what it takes to
-    rebuild the env it expects (e.g. a multi-task env's batch) before restoring it."""
+def _open_checkpoint(checkpoint_dir: str, step: int | None):
+    """(Checkpointer, step) of ``checkpoint_dir`` (the ``checkpoints`` folder or a run's
+    ``out_dir`` holding it) at ``step`` or its latest; ``CheckpointError`` when none is there.
+    The caller closes the manager."""
     from lago_jax.checkpoint import Checkpointer, CheckpointError
 
     if os.path.isdir(os.path.join(checkpoint_dir, "checkpoints")):
         checkpoint_dir = os.path.join(checkpoint_dir, "checkpoints")
+    if not os.path.isdir(checkpoint_dir):
+        raise CheckpointError(f"checkpoint directory {os.path.abspath(checkpoint_dir)} does not exist")
     mgr = Checkpointer(checkpoint_dir, create=False)
+    step = mgr.latest_step() if step is None else step
+    if step is None:
+        mgr.close()
+        raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
+    return mgr, step
+
+
+def checkpoint_config(checkpoint_dir: str, step: int | None = None) -> PPOConfig:
+    """The ``PPOConfig`` a checkpoint (latest, or ``step``) was trained with: what it takes to
+    rebuild the env it expects (e.g. a multi-task env's batch) before restoring it."""
+    mgr, step = _open_checkpoint(checkpoint_dir, step)
     try:
-        step = mgr.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
         return PPOConfig.from_dict(mgr.restore_config(step))
     finally:
         mgr.close()
@@ -121,18 +132,10 @@ def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, g
     Returns ``return_mean, return_std, success_rate, length_mean, episodes, step``.
     Raises ``CheckpointError`` when no readable checkpoint is there.
     """
-    from lago_jax.checkpoint import Checkpointer, CheckpointError
     from lago_jax.ppo.train import make_ppo
 
-    if os.path.isdir(os.path.join(checkpoint_dir, "checkpoints")):
-        checkpoint_dir = os.path.join(checkpoint_dir, "checkpoints")
-    if not os.path.isdir(checkpoint_dir):
-        raise CheckpointError(f"checkpoint directory {os.path.abspath(checkpoint_dir)} does not exist")
-    mgr = Checkpointer(checkpoint_dir, create=False)
+    mgr, step = _open_checkpoint(checkpoint_dir, step)
     try:
-        step = mgr.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
         config = PPOConfig.from_dict(mgr.restore_config(step))
         abstract = jax.eval_shape(make_ppo(config, env).init, jax.random.PRNGKey(0))
         state = mgr.restore_state(step, abstract)
