@@ -49,7 +49,7 @@ def native_contacts(task: str, episodes: int, seed: int = 0, max_steps: int = 50
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for _ in range(max_steps):
-                    obs, _, _, truncated, info = env.step(policy.get_action(obs))
+                    obs, _, _, truncated, info = env.step(policy.get_action(obs.copy()))  # the door policy edits it
                     d = env.data
                     for c in d.contact[: d.ncon]:
                         count[tuple(sorted((int(c.geom1), int(c.geom2))))] += 1

@@ -55,33 +55,42 @@ TASKS_PER_MT1 = 50
 # ----------------------------------------------------------------------------- native
 
 
-def native_success(task: str, episodes: int, seed: int = 0, max_steps: int = 500) -> np.ndarray:
-    """Per-episode success ``[episodes]`` bool of Meta-World's own policy in the native env."""
+def native_episodes(task: str, episodes: int, seed: int = 0):
+    """Yield ``(episode, env)``: the native env set to one MT1 train task per episode (blocks of 50
+    use seed, seed + 1, ...), not yet reset; the env is closed when the generator ends."""
     import metaworld
 
+    env, mt1 = None, None
+    try:
+        for e in range(episodes):
+            block, index = divmod(e, TASKS_PER_MT1)
+            if index == 0:
+                if env is not None:
+                    env.close()
+                mt1 = metaworld.MT1(task, seed=seed + block)
+                env = mt1.train_classes[task]()
+            env.set_task(mt1.train_tasks[index])
+            yield e, env
+    finally:
+        if env is not None:
+            env.close()
+
+
+def native_success(task: str, episodes: int, seed: int = 0, max_steps: int = 500) -> np.ndarray:
+    """Per-episode success ``[episodes]`` bool of Meta-World's own policy in the native env."""
     policy = native_policy(task)
     out = np.zeros(episodes, bool)
-    env, mt1 = None, None
-    for e in range(episodes):
-        block, index = divmod(e, TASKS_PER_MT1)
-        if index == 0:
-            if env is not None:
-                env.close()
-            mt1 = metaworld.MT1(task, seed=seed + block)
-            env = mt1.train_classes[task]()
-        env.set_task(mt1.train_tasks[index])
+    for e, env in native_episodes(task, episodes, seed):
         obs, _ = env.reset()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Meta-World warns when a gain leaves [-1, 1]
             for _ in range(max_steps):
-                obs, _, _, truncated, info = env.step(policy.get_action(obs))
+                obs, _, _, truncated, info = env.step(policy.get_action(obs.copy()))  # the door policy edits it
                 if info["success"]:
                     out[e] = True
                     break
                 if truncated:
                     break
-    if env is not None:
-        env.close()
     return out
 
 

@@ -288,6 +288,7 @@ def test_run_curve_summary_final_area_and_steps_to_level():
     assert r["final"] == pytest.approx(0.8)  # the last 10% of 10 updates: update 10
     assert r["area"] == pytest.approx(np.mean([0.0, 0.25, 0.5, 0.75, 0.6, 0.7, 0.9, 1.0, 0.8]))
     assert r["steps_to_level"] == 400.0  # update 4 first reaches 0.5
+    assert report.run_curve_summary(rows, 100, 10, level=0.2)["steps_to_level"] == 300.0
     never = report.run_curve_summary([{"update": 1, "success_rate": 0.1}], 100, 1)
     assert never["steps_to_level"] is None and never["final"] == pytest.approx(0.1)
     assert report.run_curve_summary([{"update": 1, "success_rate": None}], 100, 1) is None

@@ -12,11 +12,16 @@ Collision filtering uses four bit groups (``contype``/``conaffinity``):
 * ``TABLE`` (bit 0): the table top, a plane at z = 0;
 * ``GRIPPER`` (bit 1): the two claws and two pads;
 * ``OBJECT`` (bit 2): the task's free objects (puck, peg);
-* ``FIXTURE`` (bit 3): the parts of the task's fixtures that are touched (handles, button cap).
+* ``FIXTURE`` (bit 3): the parts of the task's fixtures that are touched (handles, button cap);
+* ``HAND`` (bit 4): the hand's gripper base, per task, colliding with fixtures only;
+* ``STOP`` (bit 5): the geoms that end a fixture's travel where Meta-World's own collisions end it
+  (the button housing, the drawer case's back, the window frame's sides, the peg box's face);
+* ``STOPPED`` (bit 6): the moving geoms that run into the stops (button cap, drawer back panel,
+  window sash edges); they collide with the stops only (unless also a fixture or object).
 
 A pair collides when ``contype_a & conaffinity_b or contype_b & conaffinity_a``; the bits are
-set so that only table-gripper, table-object, gripper-object, and (per task) gripper-fixture
-and object-fixture pairs exist.
+set so that only table-gripper, table-object, gripper-object, and (per task) gripper-fixture,
+object-fixture, stop-stopped and gripper-stop pairs exist. A geom with several roles ORs their bits.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import os
 import mujoco
 import numpy as np
 
-TABLE, GRIPPER, OBJECT, FIXTURE, HAND = 1, 2, 4, 8, 16
+TABLE, GRIPPER, OBJECT, FIXTURE, HAND, STOP, STOPPED = 1, 2, 4, 8, 16, 32, 64
 
 # The Sawyer hand's collision mesh (the gripper base, ``right_hand`` body), kept per task as a box.
 HAND_BODY = "right_hand"
@@ -55,6 +60,12 @@ class ColliderSpec:
       hand_fixture_contacts: whether the hand's gripper-base mesh keeps a collision (as a box
         fitted to the mesh's bounding box) with the fixtures: Meta-World's scripted experts push
         window and drawer handles with it.
+      stops: geoms that end a moving part's travel (same format): they collide with ``stopped``
+        and, when ``gripper_stop_contacts``, with the gripper. A joint limit alone does not hold
+        there: the mocap weld that drives the hand is far stiffer than a soft limit, so a pushed
+        part goes on through its range; Meta-World's contacts stop it (and the hand) instead.
+      stopped: the moving geoms that run into ``stops`` (same format; a geom may also be a fixture).
+      gripper_stop_contacts: whether the stops also collide with the gripper's claws and pads.
 
     Bodies are named by their XML name; an unnamed body is ``<parent label>/<child index>``.
 
@@ -67,6 +78,9 @@ class ColliderSpec:
     fixture_object_contacts: bool = False
     fixture_gripper_contacts: bool = True
     hand_fixture_contacts: bool = False
+    stops: tuple[tuple[str, tuple[int, ...] | None], ...] = ()
+    stopped: tuple[tuple[str, tuple[int, ...] | None], ...] = ()
+    gripper_stop_contacts: bool = False
 
 
 def metaworld_asset_path(xml_name: str) -> str:
@@ -117,6 +131,11 @@ def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
         return out
 
     objects, fixtures = selection(colliders.objects), selection(colliders.fixtures)
+    stops, stopped = selection(colliders.stops), selection(colliders.stopped)
+
+    def chosen(sel, blabel, index):
+        return blabel in sel and (sel[blabel] is None or index in sel[blabel])
+
     fixture_aff = (
         (GRIPPER if colliders.fixture_gripper_contacts else 0)
         | (OBJECT if colliders.fixture_object_contacts else 0)
@@ -148,17 +167,24 @@ def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
                 g.pos = np.array([g.pos[0], g.pos[1], top])
                 g.contype, g.conaffinity = TABLE, 0
                 table_replaced = True
-            elif blabel in objects and (objects[blabel] is None or colliding_index in objects[blabel]):
-                g.contype, g.conaffinity = OBJECT, TABLE | GRIPPER
-                kept.append(label)
-                _cylinder_to_box(g, label, edits)
-            elif blabel in fixtures and (fixtures[blabel] is None or colliding_index in fixtures[blabel]):
-                g.contype, g.conaffinity = FIXTURE, fixture_aff
-                kept.append(label)
-                _cylinder_to_box(g, label, edits)
             else:
-                g.contype, g.conaffinity = 0, 0
-                dropped.append(label)
+                # Task roles; a geom with several roles ORs their bits.
+                contype = conaffinity = 0
+                if chosen(objects, blabel, colliding_index):
+                    contype, conaffinity = contype | OBJECT, conaffinity | TABLE | GRIPPER
+                if chosen(fixtures, blabel, colliding_index):
+                    contype, conaffinity = contype | FIXTURE, conaffinity | fixture_aff
+                if chosen(stops, blabel, colliding_index):
+                    contype = contype | STOP
+                    conaffinity = conaffinity | STOPPED | (GRIPPER if colliders.gripper_stop_contacts else 0)
+                if chosen(stopped, blabel, colliding_index):
+                    contype = contype | STOPPED
+                g.contype, g.conaffinity = contype, conaffinity
+                if contype:
+                    kept.append(label)
+                    _cylinder_to_box(g, label, edits)
+                else:
+                    dropped.append(label)
     if not table_replaced:
         raise ValueError("no table box found in the model")
     if colliders.hand_fixture_contacts:
@@ -183,6 +209,13 @@ def _edit_spec(spec: mujoco.MjSpec, colliders: ColliderSpec) -> list[str]:
         "contype/conaffinity re-assigned to table / gripper / object / fixture groups: only table-gripper, "
         "table-object, gripper-object and, per task, gripper-fixture and object-fixture pairs are generated"
     )
+    if stops:
+        edits.append(
+            f"stops {sorted(stops)} collide with {sorted(stopped) or 'no moving geom'}"
+            + (" and the gripper" if colliders.gripper_stop_contacts else "")
+            + ": Meta-World's own contacts end the part's travel there (a joint limit alone gives way under "
+            "the hand's mocap weld), so the part and the hand stop where they stop natively"
+        )
     return edits
 
 

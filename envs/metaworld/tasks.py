@@ -216,7 +216,12 @@ def _pick_place_reward(f: Frame):
 
 
 # drawer_link's colliding geoms: 0 front panel, 1 back, 2-3 sides, 4 bottom, 5-7 handle capsules.
-_DRAWER = ColliderSpec(fixtures=(("drawer_link", (0, 5, 6, 7)),), hand_fixture_contacts=True)
+# drawercase_link's: 0-1 sides, 2 back, 3 bottom, 4 top. Natively the drawer's back meets the
+# case's back when it closes (drawer-close pushes it there and holds it): that pair is the stop.
+_DRAWER = ColliderSpec(
+    fixtures=(("drawer_link", (0, 5, 6, 7)),), hand_fixture_contacts=True,
+    stops=(("drawercase_link", (2,)),), stopped=(("drawer_link", (1,)),),
+)
 
 
 def _drawer_open_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
@@ -289,7 +294,13 @@ def _drawer_close_reward(f: Frame):
 
 
 # button's colliding geoms: 0 rod, 1 collar, 2 cap (all cylinders); the gripper presses the cap.
-_BUTTON = ColliderSpec(fixtures=(("button", (2,)),))
+# buttonbox's: 0-1 the housing's plates either side of the hole, 2-3 its sides. Natively the cap
+# and the claws come to rest on plate 0, which stops both the button and the hand (stopping the cap on all four, or with a joint limit, is further
+# from native: measured in benchmarks/RESULTS_metaworld.md).
+_BUTTON = ColliderSpec(
+    fixtures=(("button", (2,)),), stops=(("buttonbox", (0,)),), stopped=(("button", (2,)),),
+    gripper_stop_contacts=True,
+)
 
 
 def _button_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
@@ -327,6 +338,8 @@ def _button_reward(f: Frame):
 
 
 # door_link's colliding geoms: 0 handle base, 1 handle stem, 2-3 handle bars (cylinders), 4 door panel.
+# The outer bar (3) touches the claws natively, but colliding it leaves the trajectories as far from
+# native as without it (benchmarks/RESULTS_metaworld.md), so it stays off.
 _DOOR = ColliderSpec(fixtures=(("door_link", (1, 2, 4)),), hand_fixture_contacts=True)
 
 
@@ -373,8 +386,13 @@ def _door_reward(f: Frame):
 # --------------------------------------------------------------------------- window open / close
 
 
-# windowb_a's colliding geoms: 0-1 handle mounts (cylinders), 2-4 handle capsules, 5-10 sash boxes.
-_WINDOW = ColliderSpec(fixtures=(("windowb_a", (2, 3, 4)),), hand_fixture_contacts=True)
+# windowb_a's colliding geoms: 0-1 handle mounts (cylinders), 2-4 handle capsules, 5-10 sash boxes
+# (5 and 6 its two upright edges). window/0 (the frame): 0 and 2 its uprights, 1 the base, 3-4 the
+# rails. Natively the sash's edges meet the frame's uprights at both ends of its travel.
+_WINDOW = ColliderSpec(
+    fixtures=(("windowb_a", (2, 3, 4)),), hand_fixture_contacts=True,
+    stops=(("window/0", (0, 2)),), stopped=(("windowb_a", (5, 6)),),
+)
 
 
 def _window_open_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
@@ -436,10 +454,12 @@ def _window_close_reward(f: Frame):
 
 
 # peg: one box. box/0 (the block with the hole) colliding geoms: 0 top plate, 1 below the hole,
-# 2-3 either side of it, 4 above it, 5-6 side walls. The peg meets the hole's four walls.
+# 2-3 either side of it, 4 above it, 5-6 side walls. The peg meets the hole's four walls; what
+# ends the insertion natively is the gripper holding the peg meeting the block's face (top plate
+# and the wall above the hole), so those two stop the gripper.
 _PEG = ColliderSpec(
     objects=(("peg", None),), fixtures=(("box/0", (1, 2, 3, 4)),), fixture_object_contacts=True,
-    fixture_gripper_contacts=False,
+    fixture_gripper_contacts=False, stops=(("box/0", (0, 4)),), gripper_stop_contacts=True,
 )
 
 

@@ -95,21 +95,24 @@ FINAL_FRACTION = 0.1
 REACH_LEVEL = 0.5
 
 
-def run_curve_summary(rows: Sequence[dict], steps_per_update: int, num_updates: int) -> dict | None:
+def run_curve_summary(
+    rows: Sequence[dict], steps_per_update: int, num_updates: int, level: float = REACH_LEVEL
+) -> dict | None:
     """One run's training-success summary: final (mean of the last ``FINAL_FRACTION`` of the
     updates with a measurement), area (mean over all measured updates) and the first env step at
-    which success reached ``REACH_LEVEL`` (None if never). None when nothing was measured."""
+    which success reached ``level`` (None if never). None when nothing was measured."""
     x, y = seed_curve(rows, "success_rate", steps_per_update)
     if not len(x):
         return None
     tail = x > (1.0 - FINAL_FRACTION) * num_updates * steps_per_update
     final = float(y[tail].mean()) if tail.any() else float(y[-1])
-    hit = np.flatnonzero(y >= REACH_LEVEL)
+    hit = np.flatnonzero(y >= level)
     return dict(final=final, area=float(y.mean()), steps_to_level=float(x[hit[0]]) if hit.size else None)
 
 
-def curve_summaries(cfg: ExperimentConfig) -> list[dict]:
-    """Per task and variant, :func:`run_curve_summary` over seeds (mean and 95% interval)."""
+def curve_summaries(cfg: ExperimentConfig, level: float = REACH_LEVEL) -> list[dict]:
+    """Per task and variant, :func:`run_curve_summary` over seeds (mean and 95% interval); env
+    steps to ``level`` training success over the runs that reach it."""
     from lago_jax.logging import read_jsonl
 
     out = []
@@ -119,7 +122,7 @@ def curve_summaries(cfg: ExperimentConfig) -> list[dict]:
             for seed in cfg.seeds:
                 path = os.path.join(cfg.out_dir, "runs", task, variant, f"seed{seed}", "metrics.jsonl")
                 if os.path.exists(path):
-                    r = run_curve_summary(read_jsonl(path), cfg.num_envs * cfg.num_steps, cfg.num_updates)
+                    r = run_curve_summary(read_jsonl(path), cfg.num_envs * cfg.num_steps, cfg.num_updates, level)
                     if r is not None:
                         runs.append(r)
             if not runs:
@@ -130,7 +133,7 @@ def curve_summaries(cfg: ExperimentConfig) -> list[dict]:
             sm, sh = mean_ci95(reached) if reached else (float("nan"), float("nan"))
             out.append(dict(task=task, method=variant, seeds=len(runs), final_mean=fm, final_ci95=fh, area_mean=am,
                             area_ci95=ah, runs_reaching=len(reached), steps_to_level_mean=sm, steps_to_level_ci95=sh,
-                            level=REACH_LEVEL))
+                            level=level))
     return out
 
 
