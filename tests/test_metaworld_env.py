@@ -244,3 +244,48 @@ def test_mjx_model_keeps_the_contacts_experts_make(name):
     contacts = importlib.import_module("benchmarks.metaworld_contacts")
     count, kept, frac = contacts.census(name, episodes=3)
     assert frac >= _MIN_KEPT_CONTACTS.get(name, 0.99), {p: (v, kept[p]) for p, v in count.most_common(8)}
+
+
+def _collides(m, a, b):
+    return bool((m.geom_contype[a] & m.geom_conaffinity[b]) or (m.geom_contype[b] & m.geom_conaffinity[a]))
+
+
+def test_stops_collide_with_the_parts_they_stop():
+    """Button, drawer, window and peg: each stop geom collides with the moving geoms it stops (and
+    the gripper where the spec says so) and with nothing else; every other task has no stop."""
+    import mujoco
+
+    from envs.metaworld.model import GRIPPER_GEOMS, STOP, STOPPED, build_mj_model, metaworld_asset_path
+
+    expected = {  # task: (stop geoms, geoms they stop, gripper too)
+        "button-press-topdown-v3": ({"buttonbox:0"}, {"button:2"}, True),
+        "drawer-close-v3": ({"drawercase_link:2"}, {"drawer_link:1"}, False),
+        "window-close-v3": ({"window/0:0", "window/0:2"}, {"windowb_a:5", "windowb_a:6"}, False),
+        "peg-insert-side-v3": ({"box/0:0", "box/0:4"}, set(), True),
+    }
+    for name in MT10_TASKS:
+        task = get_task(name)
+        m = build_mj_model(task.xml, task.colliders)
+        stops = [g for g in range(m.ngeom) if m.geom_contype[g] & STOP]
+        if name not in expected and name.replace("open", "close") not in expected:
+            assert stops == [], name
+            continue
+        want_stops, want_stopped, gripper = expected.get(name) or expected[name.replace("open", "close")]
+        native = mujoco.MjModel.from_xml_path(metaworld_asset_path(task.xml))
+
+        def label(g):  # "<body>:<index among the body's natively colliding geoms>"
+            body = m.geom_bodyid[g]
+            colliding = [h for h in range(native.ngeom) if native.geom_bodyid[h] == body
+                         and (native.geom_contype[h] or native.geom_conaffinity[h])]
+            return f"{m.body(body).name}:{colliding.index(g)}"
+
+        assert {label(g) for g in stops} == want_stops, name
+        stopped = {label(g) for g in range(m.ngeom) if m.geom_contype[g] & STOPPED}
+        assert stopped == want_stopped, name
+        grippers = {m.geom(n).id for n in GRIPPER_GEOMS}
+        for s in stops:
+            partners = {h for h in range(m.ngeom) if h != s and _collides(m, s, h)}
+            own = {h for h in range(m.ngeom) if m.geom_contype[h] & STOPPED}
+            if m.geom_contype[s] == STOP:  # a stop only (peg's wall above the hole also meets the peg)
+                assert partners - own - grippers == set(), (name, label(s))
+            assert own <= partners and (grippers <= partners) == gripper, (name, label(s))

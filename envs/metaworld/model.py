@@ -7,7 +7,7 @@ and some pairs are unsupported (cylinder-box). :func:`build_mj_model` loads a ta
 list with a one-line reason per edit, so documentation can quote it. Nothing in the XML files
 is copied: the assets are always read from ``metaworld``'s own package directory.
 
-Collision filtering uses four bit groups (``contype``/``conaffinity``):
+Collision filtering uses seven bit groups (``contype``/``conaffinity``):
 
 * ``TABLE`` (bit 0): the table top, a plane at z = 0;
 * ``GRIPPER`` (bit 1): the two claws and two pads;
