@@ -253,9 +253,7 @@ def _collides(m, a, b):
 def test_stops_collide_with_the_parts_they_stop():
     """Button, drawer, window and peg: each stop geom collides with the moving geoms it stops (and
     the gripper where the spec says so) and with nothing else; every other task has no stop."""
-    import mujoco
-
-    from envs.metaworld.model import GRIPPER_GEOMS, STOP, STOPPED, build_mj_model, metaworld_asset_path
+    from envs.metaworld.model import GRIPPER_GEOMS, STOP, STOPPED, build_mj_model, native_mj_model
 
     expected = {  # task: (stop geoms, geoms they stop, gripper too)
         "button-press-topdown-v3": ({"buttonbox:0"}, {"button:2"}, True),
@@ -271,7 +269,7 @@ def test_stops_collide_with_the_parts_they_stop():
             assert stops == [], name
             continue
         want_stops, want_stopped, gripper = expected.get(name) or expected[name.replace("open", "close")]
-        native = mujoco.MjModel.from_xml_path(metaworld_asset_path(task.xml))
+        native = native_mj_model(task.xml)
 
         def label(g):  # "<body>:<index among the body's natively colliding geoms>"
             body = m.geom_bodyid[g]

@@ -13,8 +13,7 @@ window-close's 0.86 is a measured gap, not a target: after ~130 steps the hand b
 stopped handle and the policy re-approaches (benchmarks/RESULTS_metaworld.md); it is held to 20%.
 """
 
-import importlib.util
-import os
+import importlib
 
 import numpy as np
 import pytest
@@ -27,19 +26,10 @@ REWARD_RTOL_BY_TASK = {"window-close-v3": 0.20}
 TASKS = ("button-press-topdown-v3", "drawer-close-v3", "window-close-v3", "peg-insert-side-v3", "push-v3")
 
 
-def _benchmark():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
-                        "metaworld_past_success.py")
-    spec = importlib.util.spec_from_file_location("metaworld_past_success", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_mjx_past_success_matches_native(task):
-    bench = _benchmark()
+    bench = importlib.import_module("benchmarks.metaworld_past_success")
     native = bench.native_rollouts(task, EPISODES, STEPS)
     mjx = bench.mjx_rollouts(task, native.reset_vectors, STEPS)
     r = bench.compare(native, mjx)

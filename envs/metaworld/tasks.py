@@ -295,8 +295,8 @@ def _drawer_close_reward(f: Frame):
 
 # button's colliding geoms: 0 rod, 1 collar, 2 cap (all cylinders); the gripper presses the cap.
 # buttonbox's: 0-1 the housing's plates either side of the hole, 2-3 its sides. Natively the cap
-# and the claws come to rest on plate 0, which stops both the button and the hand (stopping the cap on all four, or with a joint limit, is further
-# from native: measured in benchmarks/RESULTS_metaworld.md).
+# and the claws come to rest on plate 0, which stops both the button and the hand (stopping the
+# cap on all four, or with a joint limit, is further from native: benchmarks/RESULTS_metaworld.md).
 _BUTTON = ColliderSpec(
     fixtures=(("button", (2,)),), stops=(("buttonbox", (0,)),), stopped=(("button", (2,)),),
     gripper_stop_contacts=True,
