@@ -23,7 +23,6 @@ import sys
 import warnings
 
 import mujoco
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -7,9 +7,10 @@ import pytest
 
 from envs.core import Box, Discrete
 from lago_jax.distributions import Categorical, DiagGaussian
+from lago_jax.normalization import ObsNormStats
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.loss import ppo_loss
-from lago_jax.ppo.networks import ObsNormStats, make_network
+from lago_jax.ppo.networks import make_network
 from lago_jax.ppo.rollout import Transition
 
 N, D = 6, 3
@@ -148,7 +149,7 @@ def test_soften_prior_temperature_one_is_the_prior_and_others_flatten_it():
 
 
 def test_obs_normaliser_matches_numpy_and_clips_only_when_asked():
-    from lago_jax.ppo.networks import ObsNormStats, normalize_obs, update_obs_norm
+    from lago_jax.normalization import ObsNormStats, normalize_obs, update_obs_norm
 
     rng = np.random.default_rng(1)
     batches = [rng.normal(3.0, 2.0, size=(n, 4)).astype(np.float32) * [1, 10, 0.1, 100] for n in (16, 40, 8)]

@@ -8,8 +8,9 @@ import pytest
 
 from envs.core import Box, Env, State, initial_flags
 from lago_jax.distributions import DiagGaussian
+from lago_jax.normalization import ObsNormStats, normalize_obs
 from lago_jax.ppo.config import PPOConfig
-from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, normalize_obs
+from lago_jax.ppo.networks import ActorCritic, make_network
 from lago_jax.ppo.rollout import generate_rollout
 from lago_jax.ppo.train import VmapWrapper, training_env
 

@@ -127,7 +127,7 @@ def test_kl_penalty_pulls_policy_to_prior(prior_update):
     def policy_kl(state):
         params = jax.tree.map(lambda x: x[0], state.params)
         stats = jax.tree.map(lambda x: x[0], state.obs_stats)
-        from lago_jax.ppo.networks import normalize_obs
+        from lago_jax.normalization import normalize_obs
 
         dist = ppo.network.apply(params, normalize_obs(stats, obs), method=type(ppo.network).policy)
         return float(jnp.mean(kl(dist, prior)))

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lago_jax.errors import CheckpointError
 from lago_jax.prior import DistillConfig, LLMPrior, NonFiniteLossError, distill, load_prior
 from lago_jax.prior.distill import demo_arrays, split_by_episode
 from tests.prior_testing import mlp_prior, synthetic_demos, tiny_llm, tiny_llm_prior
@@ -133,6 +134,22 @@ def test_early_stopping_keeps_best(tmp_path):
     assert vals[result.best_step] == pytest.approx(result.best_val_nll)
     loaded = load_prior(str(tmp_path), prior, params)
     assert _leaves_equal(loaded.trainable, params.trainable)
+
+
+def test_missing_or_corrupt_prior_checkpoint_is_a_clear_error(tmp_path):
+    prior = mlp_prior("categorical")
+    init = prior.init(jax.random.key(0))
+    with pytest.raises(CheckpointError, match=f"no prior checkpoint under {tmp_path / 'empty'}"):
+        load_prior(str(tmp_path / "empty"), prior, init)
+    demos = synthetic_demos("categorical")
+    distill(prior, init, demos, dataclasses.replace(FAST, max_steps=4, eval_every=2), str(tmp_path / "run"))
+    best = tmp_path / "run" / "checkpoints" / "4" / "best"
+    for root, _, files in os.walk(best):  # truncate every array file of the best parameters
+        for name in files:
+            if name not in ("_METADATA", "_sharding", "commit_success.txt"):
+                open(os.path.join(root, name), "wb").close()
+    with pytest.raises(CheckpointError, match=r"checkpoints/4 is corrupt"):
+        load_prior(str(tmp_path / "run"), prior, init)
 
 
 def test_mismatched_d_model_restore_is_a_clear_error(tmp_path):

@@ -46,9 +46,10 @@ The loss then adds ``beta * mean(kl_divergence(pi, prior_dist, config.kl_directi
 the update is exactly PPO. Metrics carry ``kl_prior`` (per minibatch) and ``beta`` (per update).
 """
 
+from lago_jax.normalization import ObsNormStats
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.evaluate import evaluate, evaluate_params, evaluate_policy, evaluate_prior, evaluate_random
-from lago_jax.ppo.networks import ActorCritic, ObsNormStats
+from lago_jax.ppo.networks import ActorCritic
 from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import Transition
 from lago_jax.ppo.train import (

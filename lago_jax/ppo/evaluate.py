@@ -15,8 +15,9 @@ import numpy as np
 
 from envs.core import Env
 from envs.episodes import episode_limit, run_episodes
+from lago_jax.normalization import ObsNormStats, normalize_obs
 from lago_jax.ppo.config import PPOConfig
-from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, normalize_obs
+from lago_jax.ppo.networks import ActorCritic, make_network
 from lago_jax.ppo.rollout import env_action, sample_actions
 
 

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 
 from lago_jax import parallel
 from lago_jax.distributions import kl_divergence
-from lago_jax.ppo.networks import ActorCritic, ObsNormStats, normalize_obs
+from lago_jax.normalization import ObsNormStats, normalize_obs
+from lago_jax.ppo.networks import ActorCritic
 from lago_jax.ppo.rollout import Transition
 
 ADV_EPS = 1e-8

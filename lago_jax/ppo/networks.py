@@ -1,10 +1,11 @@
-"""The actor-critic MLP and the running observation normaliser.
+"""The actor-critic MLP.
 
 * ``ActorCritic``: separate actor and critic trunks (``hidden_sizes``, orthogonal init). The actor
   gives a ``Categorical`` (discrete) or a ``DiagGaussian`` with a state-independent ``log_std``
   parameter (continuous). Continuous actions are sampled unclipped; the rollout clips them to the
   ``Box`` bounds only when sending them to the env, and log-probs are of the unclipped sample.
-* ``ObsNormStats``: running count/mean/variance of raw observations, updated once per rollout
+* Observations reach it normalised by ``lago_jax.normalization.ObsNormStats``: running
+  count/mean/variance of raw observations, updated once per rollout
   (batch statistics averaged over devices) and applied as ``(obs - mean) / std``, clipped to
   ``+-obs_clip`` only when ``PPOConfig.obs_clip`` is set (default: no clip, as brax's and
   purejaxrl's normalisers; a +-10 clip made 4 of 5 PPO seeds collapse on CartPole-v1 after
@@ -15,19 +16,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from envs.core import Box, Discrete
-from lago_jax import parallel
 from lago_jax.distributions import Categorical, DiagGaussian, Distribution
 
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu, "silu": nn.silu}
-OBS_EPS = 1e-8
 
 
 class MLP(nn.Module):
@@ -81,47 +78,3 @@ def make_network(config, action_space: Discrete | Box) -> ActorCritic:
     if isinstance(action_space, Box):
         return ActorCritic(action_space.dim, False, config.hidden_sizes, config.activation, config.log_std_init)
     raise TypeError(f"unsupported action space {action_space!r}; expected Discrete or Box")
-
-
-@struct.dataclass
-class ObsNormStats:
-    """Running observation statistics. ``count`` scalar; ``mean, var [obs_dim]`` float32."""
-
-    count: jax.Array
-    mean: jax.Array
-    var: jax.Array
-
-    @classmethod
-    def create(cls, obs_dim: int) -> "ObsNormStats":
-        return cls(
-            count=jnp.asarray(OBS_EPS, jnp.float32),
-            mean=jnp.zeros((obs_dim,), jnp.float32),
-            var=jnp.ones((obs_dim,), jnp.float32),
-        )
-
-
-def normalize_obs(stats: ObsNormStats, obs: jax.Array, enabled: bool = True, clip: float | None = None) -> jax.Array:
-    """``obs [..., D]`` -> ``(obs - mean) / std``, clipped to ``+-clip`` when ``clip`` is given
-    (identity when not enabled)."""
-    if not enabled:
-        return obs
-    x = (obs - stats.mean) / jnp.sqrt(stats.var + OBS_EPS)
-    return x if clip is None else jnp.clip(x, -clip, clip)
-
-
-def update_obs_norm(stats: ObsNormStats, obs: jax.Array, axis_name: str | None = None) -> ObsNormStats:
-    """Merge a batch ``obs [N, D]`` into ``stats`` (parallel Welford / Chan et al. update).
-
-    Under data parallelism every device holds ``N`` rows; the batch mean and second moment are
-    averaged over ``axis_name``, so all devices get the statistics of the global batch.
-    """
-    chex.assert_rank(obs, 2)
-    n_dev = parallel.axis_size(axis_name)
-    batch_mean = parallel.pmean(jnp.mean(obs, axis=0), axis_name)
-    batch_sq = parallel.pmean(jnp.mean(jnp.square(obs - batch_mean), axis=0), axis_name)
-    batch_count = jnp.asarray(obs.shape[0] * n_dev, jnp.float32)
-    total = stats.count + batch_count
-    delta = batch_mean - stats.mean
-    mean = stats.mean + delta * batch_count / total
-    m2 = stats.var * stats.count + batch_sq * batch_count + jnp.square(delta) * stats.count * batch_count / total
-    return ObsNormStats(count=total, mean=mean, var=m2 / total)

@@ -26,7 +26,8 @@ from flax import struct
 
 from envs.core import Box, Env, State
 from lago_jax.distributions import Distribution
-from lago_jax.ppo.networks import ActorCritic, ObsNormStats, normalize_obs
+from lago_jax.normalization import ObsNormStats, normalize_obs
+from lago_jax.ppo.networks import ActorCritic
 
 EPISODE_METRICS = ("episode_return", "episode_length", "episode_success", "episode_done")
 

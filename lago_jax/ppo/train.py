@@ -44,10 +44,11 @@ from envs.wrappers import VmapWrapper, is_batched, training_env
 from lago_jax import parallel
 from lago_jax.errors import NonFiniteLossError
 from lago_jax.distributions import Categorical, DiagGaussian
+from lago_jax.normalization import ObsNormStats, update_obs_norm
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.gae import compute_gae
 from lago_jax.ppo.loss import ppo_loss
-from lago_jax.ppo.networks import ActorCritic, ObsNormStats, make_network, update_obs_norm
+from lago_jax.ppo.networks import ActorCritic, make_network
 from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import Transition, generate_rollout
 from lago_jax.ppo.schedule import BetaSchedule, next_beta

@@ -14,8 +14,9 @@ frozen)`` restores distilled parameters. The beta schedules of stage 2 live in
 from lago_jax.prior.distill import (DistillConfig, DistillResult, NonFiniteLossError, distill,
                                     load_prior)
 from lago_jax.prior.model import (DEFAULT_PROMPT_TEMPLATE, LOG_STD_MAX, LOG_STD_MIN, LLMPrior,
-                                  MLPPrior, ObsNorm, DistillablePrior, PriorParams, build_llm_prior,
-                                  compute_obs_norm, head_for_action_space)
+                                  MLPPrior, DistillablePrior, PriorParams, build_llm_prior,
+                                  head_for_action_space)
+from lago_jax.normalization import ObsNorm, compute_obs_norm
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE", "DistillConfig", "DistillResult", "LLMPrior", "LOG_STD_MAX",

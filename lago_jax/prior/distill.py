@@ -35,16 +35,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from lago_jax import parallel
-from lago_jax.errors import NonFiniteLossError
-from lago_jax.prior.model import (ObsNorm, Params, DistillablePrior, PriorParams, compute_obs_norm,
-                                  negative_log_likelihood)
+from lago_jax.checkpoint import Checkpointer
+from lago_jax.errors import CheckpointError, NonFiniteLossError
+from lago_jax.normalization import ObsNorm, compute_obs_norm
+from lago_jax.prior.model import Params, DistillablePrior, PriorParams, negative_log_likelihood
 
 CHECKPOINT_SUBDIR = "checkpoints"
+CHECKPOINT_ITEMS = ("train_state", "best", "meta")
+"""Each distillation checkpoint step: the training state (trainable, optimizer state), the best
+parameters with the observation statistics, and a JSON record."""
 LR_SCHEDULES = ("cosine", "constant")
 
 
@@ -338,11 +341,9 @@ def _obs_norm_tree(obs_norm: ObsNorm) -> dict[str, jax.Array]:
     return {"mean": obs_norm.mean, "std": obs_norm.std}
 
 
-def _checkpoint_manager(out_dir: str, max_to_keep: int) -> ocp.CheckpointManager:
-    directory = os.path.join(os.path.abspath(out_dir), CHECKPOINT_SUBDIR)
-    return ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                                        enable_async_checkpointing=False))
+def _checkpointer(out_dir: str, max_to_keep: int) -> Checkpointer:
+    return Checkpointer(os.path.join(os.path.abspath(out_dir), CHECKPOINT_SUBDIR), max_to_keep=max_to_keep,
+                        items=CHECKPOINT_ITEMS)
 
 
 def _check_compatible(path: str, meta: dict, prior: DistillablePrior) -> None:
@@ -367,11 +368,6 @@ def _check_compatible(path: str, meta: dict, prior: DistillablePrior) -> None:
                       f"now running on {now.get('backbone')!r}")
 
 
-def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
-    restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    return restored["meta"]
-
-
 def load_prior(out_dir: str, prior: DistillablePrior, frozen_params: Union[PriorParams, Params]) -> PriorParams:
     """The best-validation parameters saved by ``distill`` in ``out_dir``, on ``frozen_params``.
 
@@ -380,24 +376,24 @@ def load_prior(out_dir: str, prior: DistillablePrior, frozen_params: Union[Prior
         ``PriorParams`` from ``prior.init``); their observation statistics are replaced by the
         saved ones.
     Raises:
-      FileNotFoundError: no checkpoint in out_dir.
+      CheckpointError: no complete checkpoint in out_dir, or one that cannot be read.
       ValueError: the checkpoint does not fit ``prior`` (other LLM width, head, sizes).
     """
     frozen = frozen_params.frozen if isinstance(frozen_params, PriorParams) else dict(frozen_params)
-    manager = _checkpoint_manager(out_dir, max_to_keep=1)
-    step = manager.latest_step()
-    path = os.path.join(os.path.abspath(out_dir), CHECKPOINT_SUBDIR)
-    if step is None:
-        raise FileNotFoundError(f"no prior checkpoint under {path}")
-    meta = _read_meta(manager, step)
-    _check_compatible(path, meta, prior)
-    template = {
-        "trainable": jax.eval_shape(prior.init_trainable, jax.random.key(0)),
-        "obs_norm": {name: jax.ShapeDtypeStruct((prior.obs_dim,), jnp.float32)
-                     for name in ("mean", "std")},
-    }
-    restored = manager.restore(step, args=ocp.args.Composite(best=ocp.args.StandardRestore(template)))
-    best = restored["best"]
+    checkpointer = _checkpointer(out_dir, max_to_keep=1)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise CheckpointError(f"no prior checkpoint under {checkpointer.directory}")
+        _check_compatible(checkpointer.directory, checkpointer.restore_json(step, "meta"), prior)
+        template = {
+            "trainable": jax.eval_shape(prior.init_trainable, jax.random.key(0)),
+            "obs_norm": {name: jax.ShapeDtypeStruct((prior.obs_dim,), jnp.float32)
+                         for name in ("mean", "std")},
+        }
+        best = checkpointer.restore_trees(step, {"best": template})["best"]
+    finally:
+        checkpointer.close()
     obs_norm = ObsNorm(mean=jnp.asarray(best["obs_norm"]["mean"]),
                        std=jnp.asarray(best["obs_norm"]["std"]))
     params = PriorParams(trainable=best["trainable"], frozen={**frozen, "obs_norm": obs_norm})
@@ -452,20 +448,17 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
         warnings.warn(f"resume=False: removing the earlier prior checkpoints in {ckpt_path}")
         shutil.rmtree(ckpt_path)
     parallel.barrier("lago_jax.prior.distill: checkpoint folder ready")
-    manager = _checkpoint_manager(out_dir, config.max_to_keep) if out_dir is not None else None
+    manager = _checkpointer(out_dir, config.max_to_keep) if out_dir is not None else None
 
     if manager is not None and resume and manager.latest_step() is not None:
         latest = manager.latest_step()
-        meta = _read_meta(manager, latest)
+        meta = manager.restore_json(latest, "meta")
         _check_compatible(ckpt_path, meta, prior)
-        template = {
+        restored = manager.restore_trees(latest, {
             "train_state": jax.eval_shape(lambda: {"trainable": trainable, "opt_state": opt_state}),
             "best": jax.eval_shape(lambda: {"trainable": trainable,
                                             "obs_norm": _obs_norm_tree(obs_norm)}),
-        }
-        restored = manager.restore(latest, args=ocp.args.Composite(
-            train_state=ocp.args.StandardRestore(template["train_state"]),
-            best=ocp.args.StandardRestore(template["best"])))
+        })
         trainable = restored["train_state"]["trainable"]
         opt_state = restored["train_state"]["opt_state"]
         best_trainable = restored["best"]["trainable"]
@@ -498,11 +491,8 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
             "num_train": train.size, "num_val": val.size,
         }
         best = best_trainable if has_val else cur_trainable
-        manager.save(at_step, args=ocp.args.Composite(
-            train_state=ocp.args.StandardSave({"trainable": cur_trainable, "opt_state": cur_opt_state}),
-            best=ocp.args.StandardSave({"trainable": best, "obs_norm": saved_obs_norm}),
-            meta=ocp.args.JsonSave(meta)), force=True)
-        manager.wait_until_finished()
+        manager.save_items(at_step, {"train_state": {"trainable": cur_trainable, "opt_state": cur_opt_state},
+                                     "best": {"trainable": best, "obs_norm": saved_obs_norm}}, {"meta": meta})
 
     stop_reason = "already_done" if step >= config.max_steps else "max_steps"
     if has_val and config.patience and evals_since_best >= config.patience:

@@ -46,6 +46,7 @@ from lago_jax.distributions import Categorical, DiagGaussian, Distribution
 from lago_jax.llm import model as llm_model
 from lago_jax.llm.cache import PrefixCache
 from lago_jax.llm.config import LlamaConfig
+from lago_jax.normalization import ObsNorm, identity_obs_norm
 
 Params = dict[str, Any]
 
@@ -57,50 +58,12 @@ LOG_STD_MAX = 2.0
 """Upper end of the Gaussian head's log-std (std <= 7.4). The head squashes its raw output
 smoothly into [LOG_STD_MIN, LOG_STD_MAX] with a tanh, so gradients never vanish at a hard clip."""
 
-OBS_NORM_CLIP = 10.0
-"""Normalised observations are clipped to [-OBS_NORM_CLIP, OBS_NORM_CLIP]."""
-
 DEFAULT_PROMPT_TEMPLATE = "Task: {instruction}\nState:"
 """How an instruction is turned into the prefix text; the soft tokens follow it. The fixed
 words keep the prefix non-empty for environments whose instruction is the empty string."""
 
 
 # ----------------------------------------------------------------------------- parameter pytrees
-
-
-@struct.dataclass
-class ObsNorm:
-    """Fixed observation statistics (computed from the demonstrations, never trained).
-
-    Attributes:
-      mean: [O] float32.
-      std: [O] float32, strictly positive (constant features get std 1).
-    """
-
-    mean: jax.Array
-    std: jax.Array
-
-    def normalize(self, obs_bo: jax.Array) -> jax.Array:
-        """[B, O] raw -> [B, O] normalised and clipped to +-OBS_NORM_CLIP."""
-        z = (obs_bo.astype(jnp.float32) - self.mean) / self.std
-        return jnp.clip(z, -OBS_NORM_CLIP, OBS_NORM_CLIP)
-
-
-def identity_obs_norm(obs_dim: int) -> ObsNorm:
-    return ObsNorm(mean=jnp.zeros((obs_dim,), jnp.float32), std=jnp.ones((obs_dim,), jnp.float32))
-
-
-def compute_obs_norm(obs_no: Union[np.ndarray, jax.Array], min_std: float = 1e-6) -> ObsNorm:
-    """Per-feature mean and std of ``obs [N, O]`` (host, float64); std < min_std becomes 1."""
-    obs = np.asarray(obs_no, np.float64)
-    if obs.ndim != 2 or obs.shape[0] == 0:
-        raise ValueError(f"compute_obs_norm needs observations [N, O] with N > 0, got shape {obs.shape}")
-    if not np.all(np.isfinite(obs)):
-        raise ValueError("compute_obs_norm: observations contain NaN or inf")
-    mean = obs.mean(axis=0)
-    std = obs.std(axis=0)
-    std = np.where(std < min_std, 1.0, std)
-    return ObsNorm(mean=jnp.asarray(mean, jnp.float32), std=jnp.asarray(std, jnp.float32))
 
 
 @struct.dataclass
