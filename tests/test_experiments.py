@@ -292,6 +292,18 @@ def test_run_curve_summary_final_area_and_steps_to_level():
     never = report.run_curve_summary([{"update": 1, "success_rate": 0.1}], 100, 1)
     assert never["steps_to_level"] is None and never["final"] == pytest.approx(0.1)
     assert report.run_curve_summary([{"update": 1, "success_rate": None}], 100, 1) is None
+    assert "kl_start" not in r  # no prior: no KL term
+
+
+def test_start_kl_is_the_first_updates_kl_and_its_share_of_the_loss():
+    from lago_jax.experiments import report
+    rows = [{"update": u, "success_rate": 0.0, "kl_prior": kl, "beta": 0.01, "total_loss": loss}
+            for u, kl, loss in [(1, 20.0, 1.0), (2, 10.0, -2.0), (3, 30.0, 0.5), (4, 1e6, 1.0)]]
+    r = report.start_kl(rows, updates=3)
+    assert r["kl_start"] == pytest.approx(20.0)
+    assert r["kl_share"] == pytest.approx(np.mean([0.2 / 1.0, 0.1 / 2.0, 0.3 / 0.5]))
+    assert report.run_curve_summary(rows, 100, 4)["kl_start"] == pytest.approx(np.mean([20, 10, 30, 1e6]))
+    assert report.start_kl([dict(row, beta=0.0) for row in rows]) == {}  # vanilla PPO logs beta 0
 
 
 def test_results_table_carries_the_curve_summary(pipeline_run):
@@ -314,6 +326,8 @@ def test_sweep_table_over_run_directories(pipeline_run, tmp_path, capsys):
     assert sweep.main([cfg.out_dir, "--out", str(out)]) == 0
     text = out.read_text()
     assert "| LaGO |" in text and "area under success curve" in text and text == capsys.readouterr().out
+    lago = next(r for r in rows if r["method"] == "lago")
+    assert lago["curve"]["kl_start"] > 0.0 and f"{lago['curve']['kl_start']:.1f} (" in text
     assert sweep.main([str(tmp_path / "nothing")]) == 2
     assert "is not a finished pipeline run" in capsys.readouterr().err
 

@@ -107,7 +107,22 @@ def run_curve_summary(
     tail = x > (1.0 - FINAL_FRACTION) * num_updates * steps_per_update
     final = float(y[tail].mean()) if tail.any() else float(y[-1])
     hit = np.flatnonzero(y >= level)
-    return dict(final=final, area=float(y.mean()), steps_to_level=float(x[hit[0]]) if hit.size else None)
+    return dict(final=final, area=float(y.mean()), steps_to_level=float(x[hit[0]]) if hit.size else None,
+                **start_kl(rows))
+
+
+KL_START_UPDATES = 5
+
+
+def start_kl(rows: Sequence[dict], updates: int = KL_START_UPDATES) -> dict:
+    """The KL term's scale at the start of a run: the mean over the first ``updates`` updates of
+    the KL to the prior (``kl_start``) and of its weighted share of the total loss
+    (``kl_share``: beta x KL / |total loss|). Empty for a run without a prior (beta 0)."""
+    first = [r for r in rows if r.get("kl_prior") is not None and r.get("beta")][:updates]
+    if not first:
+        return {}
+    return dict(kl_start=float(np.mean([r["kl_prior"] for r in first])),
+                kl_share=float(np.mean([r["beta"] * r["kl_prior"] / max(abs(r["total_loss"]), 1e-12) for r in first])))
 
 
 def curve_summaries(cfg: ExperimentConfig, level: float = REACH_LEVEL) -> list[dict]:
@@ -131,9 +146,10 @@ def curve_summaries(cfg: ExperimentConfig, level: float = REACH_LEVEL) -> list[d
             am, ah = mean_ci95([r["area"] for r in runs])
             reached = [r["steps_to_level"] for r in runs if r["steps_to_level"] is not None]
             sm, sh = mean_ci95(reached) if reached else (float("nan"), float("nan"))
+            kl = {k: float(np.mean([r[k] for r in runs])) for k in ("kl_start", "kl_share") if all(k in r for r in runs)}
             out.append(dict(task=task, method=variant, seeds=len(runs), final_mean=fm, final_ci95=fh, area_mean=am,
                             area_ci95=ah, runs_reaching=len(reached), steps_to_level_mean=sm, steps_to_level_ci95=sh,
-                            level=level))
+                            level=level, **kl))
     return out
 
 

@@ -1,7 +1,9 @@
 """``python -m lago_jax.experiments.sweep OUT_DIR [OUT_DIR ...]``: one table over several pipeline
 runs (a sweep), each row a run directory and trained variant, with the settings that differ
 between the runs, the training-curve summary (final success, area under the success curve, env
-steps to 50%) and the greedy evaluation, each as mean ± 95% Student-t interval over seeds.
+steps to 50%) and the greedy evaluation, each as mean ± 95% Student-t interval over seeds, and
+the KL term's scale at the start (the KL to the prior over the first updates, mean over seeds,
+and beta x KL as a share of the total loss).
 
 Reads only what the pipeline wrote (``experiment.json``, ``results.json``, every run's
 ``metrics.jsonl``); ``--out FILE`` writes the Markdown there as well as printing it.
@@ -59,7 +61,7 @@ def markdown(differ: Sequence[str], rows: Sequence[dict]) -> str:
         return f"{m:.{digits}f} ± {h:.{digits}f}"
 
     head = ["run", "task", "method", *differ, "seeds", "final training success", "area under success curve",
-            "runs reaching 50%", "greedy success", "greedy return"]
+            "runs reaching 50%", "greedy success", "greedy return", "KL to prior at start (share of loss)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         c, e = r["curve"], r["eval"]
@@ -67,7 +69,8 @@ def markdown(differ: Sequence[str], rows: Sequence[dict]) -> str:
                  *[str(r["settings"][k]) for k in differ], str(r["seeds"]),
                  pm(c["final_mean"], c["final_ci95"]), pm(c["area_mean"], c["area_ci95"]),
                  f"{c['runs_reaching']}/{c['seeds']}", pm(e["success_mean"], e["success_ci95"]),
-                 pm(e["return_mean"], e["return_ci95"], 1)]
+                 pm(e["return_mean"], e["return_ci95"], 1),
+                 f"{c['kl_start']:.1f} ({c['kl_share']:.0%})" if "kl_start" in c else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
