@@ -20,7 +20,7 @@ from typing import Sequence
 
 from lago_jax.experiments.config import VARIANT_LABEL, ExperimentConfig
 
-IGNORED = ("out_dir", "progress", "seeds", "variants")
+IGNORED = ("out_dir", "progress", "seeds", "variants", "checkpoint_every")  # do not change what is learnt
 
 
 def load_run(out_dir: str) -> tuple[ExperimentConfig, dict]:
