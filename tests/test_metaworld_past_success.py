@@ -9,8 +9,10 @@ within 15%. One MJX compile per task (slow set).
 
 Measured 2026-12-01 (benchmarks/RESULTS_mw_past_success.md, 50 episodes): held 94 / 96 / 100 / 70 /
 92 % against native 100 / 100 / 100 / 80 / 92; reward ratios 0.92 / 0.99 / 0.86 / 1.14 / 0.96.
-window-close's 0.86 is a measured gap, not a target: after ~130 steps the hand box slides off the
-stopped handle and the policy re-approaches (benchmarks/RESULTS_metaworld.md); it is held to 20%.
+window-close's 0.856 (4.81 against 5.62) is inside the 15% with 0.6 points to spare: after ~130
+steps the hand box slides off the stopped handle and the policy re-approaches
+(benchmarks/RESULTS_metaworld.md). The episodes are the same in both envs and MJX on one CPU is
+deterministic, so the margin is a measured one, not luck of the draw.
 """
 
 import importlib
@@ -22,7 +24,6 @@ metaworld = pytest.importorskip("metaworld")
 
 EPISODES, STEPS = 50, 200
 HELD_POINTS, REWARD_RTOL = 0.10, 0.15
-REWARD_RTOL_BY_TASK = {"window-close-v3": 0.20}
 TASKS = ("button-press-topdown-v3", "drawer-close-v3", "window-close-v3", "peg-insert-side-v3", "push-v3")
 
 
@@ -39,6 +40,6 @@ def test_mjx_past_success_matches_native(task):
     assert round(abs(r["mjx_held"] - r["native_held"]) * EPISODES) <= round(HELD_POINTS * EPISODES), (
         f"{task}: success held at step {STEPS}: MJX {r['mjx_held']:.2f}, native {r['native_held']:.2f}"
     )
-    assert abs(r["mjx_reward"] / r["native_reward"] - 1) <= REWARD_RTOL_BY_TASK.get(task, REWARD_RTOL), (
+    assert abs(r["mjx_reward"] / r["native_reward"] - 1) <= REWARD_RTOL, (
         f"{task}: reward per step: MJX {r['mjx_reward']:.3f}, native {r['native_reward']:.3f}"
     )
