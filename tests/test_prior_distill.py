@@ -152,6 +152,21 @@ def test_missing_or_corrupt_prior_checkpoint_is_a_clear_error(tmp_path):
         load_prior(str(tmp_path / "run"), prior, init)
 
 
+def test_half_written_prior_step_is_set_aside_and_the_run_resumes(tmp_path):
+    prior = mlp_prior("categorical")
+    init = prior.init(jax.random.key(0))
+    demos = synthetic_demos("categorical")
+    cfg = dataclasses.replace(FAST, max_steps=4, eval_every=2)
+    distill(prior, init, demos, cfg, str(tmp_path))
+    ckpts = tmp_path / "checkpoints"
+    os.makedirs(ckpts / "6" / "best")  # a step folder cut short: no metadata, items missing
+    step4 = os.stat(ckpts / "4" / "meta").st_mtime_ns
+    with pytest.warns(UserWarning, match=r"set aside an incomplete prior checkpoint folder .*checkpoints/6\.incomplete-0"):
+        _, result = distill(prior, init, demos, dataclasses.replace(cfg, max_steps=6), str(tmp_path))
+    assert result.final_step == 6 and (ckpts / "6" / "meta").is_dir()
+    assert os.stat(ckpts / "4" / "meta").st_mtime_ns == step4  # resumed from step 4, not rewritten
+
+
 def test_mismatched_d_model_restore_is_a_clear_error(tmp_path):
     prior = tiny_llm_prior("categorical")
     _, llm_params, _ = tiny_llm()

@@ -449,6 +449,12 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
         shutil.rmtree(ckpt_path)
     parallel.barrier("lago_jax.prior.distill: checkpoint folder ready")
     manager = _checkpointer(out_dir, config.max_to_keep) if out_dir is not None else None
+    if manager is not None and main:
+        # A step folder cut short outside Orbax's own temporary folders (a copy, a full disk) is set
+        # aside: it is not resumed from, and Orbax would refuse to write that step again.
+        for path in manager.set_aside_incomplete():
+            warnings.warn(f"set aside an incomplete prior checkpoint folder (not a finished save): {path}")
+    parallel.barrier("lago_jax.prior.distill: incomplete checkpoints set aside")
 
     if manager is not None and resume and manager.latest_step() is not None:
         latest = manager.latest_step()
