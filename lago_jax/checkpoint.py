@@ -168,7 +168,7 @@ class Checkpointer:
 
     def restore_state(self, step: int, abstract_state: Any) -> Any:
         """Restore ``step``'s state into the structure of ``abstract_state`` (arrays or ShapeDtypeStructs)."""
-        path = self._require(step)
+        path = self.step_path(step)  # restore_trees checks that it is there and complete
         device = jax.local_devices()[0]
         target = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)),

@@ -11,12 +11,12 @@ frozen)`` restores distilled parameters. The beta schedules of stage 2 live in
 :mod:`lago_jax.ppo.schedule`.
 """
 
+from lago_jax.normalization import ObsNorm, compute_obs_norm
 from lago_jax.prior.distill import (DistillConfig, DistillResult, NonFiniteLossError, distill,
                                     load_prior)
 from lago_jax.prior.model import (DEFAULT_PROMPT_TEMPLATE, LOG_STD_MAX, LOG_STD_MIN, LLMPrior,
                                   MLPPrior, DistillablePrior, PriorParams, build_llm_prior,
                                   head_for_action_space)
-from lago_jax.normalization import ObsNorm, compute_obs_norm
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE", "DistillConfig", "DistillResult", "LLMPrior", "LOG_STD_MAX",

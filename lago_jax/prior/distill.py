@@ -456,8 +456,8 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
             warnings.warn(f"set aside an incomplete prior checkpoint folder (not a finished save): {path}")
     parallel.barrier("lago_jax.prior.distill: incomplete checkpoints set aside")
 
-    if manager is not None and resume and manager.latest_step() is not None:
-        latest = manager.latest_step()
+    latest = manager.latest_step() if manager is not None and resume else None
+    if latest is not None:
         meta = manager.restore_json(latest, "meta")
         _check_compatible(ckpt_path, meta, prior)
         restored = manager.restore_trees(latest, {
