@@ -27,6 +27,11 @@ from envs.core import Env, State
 from envs.wrappers import Wrapper, training_env
 
 
+def _goal_features(env: Env, one_hot: int) -> tuple[int, ...]:
+    inner = tuple(getattr(env, "goal_features", ()))
+    return inner + tuple(range(env.observation_size, env.observation_size + one_hot))
+
+
 def _one_hot(obs: jax.Array, index: int, num_tasks: int) -> jax.Array:
     hot = jnp.zeros(obs.shape[:-1] + (num_tasks,), obs.dtype).at[..., index].set(1.0)
     return jnp.concatenate([obs, hot], axis=-1)
@@ -138,6 +143,11 @@ class MultiTaskEnv(Env):
     @property
     def max_episode_steps(self) -> int:
         return self._episode_length
+
+    @property
+    def goal_features(self) -> tuple[int, ...]:
+        """Observation entries that tell the goal: each task's own and the appended one-hot task id."""
+        return _goal_features(self._bare[self.task_names[0]], len(self.task_names) if self.task_one_hot else 0)
 
     def task_env(self, name: str) -> Env:
         """Task ``name`` alone, as the multi-task policy sees it (unbatched, no training stack)."""

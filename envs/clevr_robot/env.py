@@ -24,6 +24,12 @@ becomes true, which terminates the episode. Episodes last at most 50 steps
 
 ``state.info``: ``goal`` ([3] int32), ``goal_id``, ``template_id`` (index into
 ``instructions.TEMPLATES``) and ``instruction_id`` (index into ``env.instructions``).
+
+The instruction bank holds the env's own goals only (``goal_ids``, in that order) times its
+templates: ``instruction_id = rank(goal_id) * len(templates) + slot``. With all 80 goals (the
+default) the rank is the goal id. :attr:`ClevrRobot.goal_features` names the observation entries
+that encode the goal (the one-hots), which a prior that must read the goal from language alone
+leaves out (:mod:`envs.clevr_robot.splits`).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ Y_RANGE = (-0.3, 0.5)
 MIN_GAP = 0.1  # between ball surfaces at reset
 MIN_CENTER_DISTANCE = 2 * scene.BALL_RADIUS + MIN_GAP
 OBS_SIZE = 2 * scene.NUM_BALLS + 2 * scene.NUM_BALLS + len(lang.DIRECTIONS)
+GOAL_FEATURES = tuple(range(2 * scene.NUM_BALLS, OBS_SIZE))
+"""Observation entries that encode the goal (source, destination and direction one-hots)."""
 
 BACKENDS = ("auto", "mjx", "mujoco")
 # qpos indices of the balls' x, y: [5, 2]
@@ -153,8 +161,9 @@ class ClevrRobot(Env):
       templates: which instruction templates episodes draw from: a split name (``"all"``,
         ``"train"``, ``"test"``), a count ``k`` (the first ``k``), indices, or None (all).
         ``env.instructions`` holds every goal rendered with exactly these templates.
-      goal_ids: restrict the goals sampled at reset to these ids (default: all 80). If every
-        allowed goal already holds in a layout (possible only for tiny sets), one is drawn anyway.
+      goal_ids: restrict the goals sampled at reset to these distinct ids (default: all 80), and
+        the instruction bank to their instructions, in this order. If every allowed goal already
+        holds in a layout (possible only for tiny sets), one is drawn anyway.
       episode_length: ``max_episode_steps`` (50).
       solver_iterations, ls_iterations: Newton iterations and line-search steps of the model.
       max_contact_points: optional cap on contacts kept per physics step (MJX).
@@ -186,15 +195,18 @@ class ClevrRobot(Env):
     ):
         self.impl = mjx_impl.check_impl(impl)
         self.templates = lang.resolve_templates(templates)
-        self._instructions = lang.instruction_texts(self.templates)
         if goal_ids is None:
             goal_ids = range(lang.NUM_GOALS)
         goal_ids = tuple(int(g) for g in goal_ids)
-        if not goal_ids or any(not 0 <= g < lang.NUM_GOALS for g in goal_ids):
-            raise ValueError(f"goal_ids must be a non-empty set of ids in [0, {lang.NUM_GOALS}), got {goal_ids}")
+        if (not goal_ids or any(not 0 <= g < lang.NUM_GOALS for g in goal_ids)
+                or len(set(goal_ids)) != len(goal_ids)):
+            raise ValueError(f"goal_ids must be a non-empty set of distinct ids in [0, {lang.NUM_GOALS}), got {goal_ids}")
         self.goal_ids = goal_ids
         self._goal_mask = np.zeros(lang.NUM_GOALS, bool)
         self._goal_mask[list(goal_ids)] = True
+        self._goal_rank = np.full(lang.NUM_GOALS, -1, np.int32)  # goal id -> its row in the bank
+        self._goal_rank[list(goal_ids)] = np.arange(len(goal_ids), dtype=np.int32)
+        self._instructions = tuple(lang.render(t, lang.GOALS[g]) for g in goal_ids for t in self.templates)
         if int(episode_length) < 1:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
         self._episode_length = int(episode_length)
@@ -235,13 +247,21 @@ class ClevrRobot(Env):
         return self._episode_length
 
     @property
+    def goal_features(self) -> tuple[int, ...]:
+        """Observation entries that encode the goal (the one-hots ``[10:24]``)."""
+        return GOAL_FEATURES
+
+    @property
     def goals(self) -> np.ndarray:
         """``[80, 3]`` int32 (src, dst, direction) of every goal id."""
         return lang.GOALS
 
     def instruction_id(self, goal_id: int, template_slot: int) -> int:
         """Index in ``instructions`` of goal ``goal_id`` phrased with ``self.templates[template_slot]``."""
-        return int(goal_id) * len(self.templates) + int(template_slot)
+        rank = int(self._goal_rank[int(goal_id)])
+        if rank < 0:
+            raise ValueError(f"goal {goal_id} is not among this env's goal_ids {self.goal_ids}")
+        return rank * len(self.templates) + int(template_slot)
 
     def reset(self, key: jax.Array) -> State:
         k_layout, k_goal, k_template = jax.random.split(key, 3)
@@ -268,7 +288,7 @@ class ClevrRobot(Env):
             "goal": goal,
             "goal_id": gid,
             "template_id": jnp.asarray(self.templates, jnp.int32)[slot],
-            "instruction_id": gid * len(self.templates) + slot,
+            "instruction_id": jnp.asarray(self._goal_rank)[gid] * len(self.templates) + slot,
         }
         return State(
             data=data,

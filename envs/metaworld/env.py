@@ -130,6 +130,9 @@ class MetaWorldEnv(Env):
       observe_goal: put the goal position in ``obs[36:39]`` (Meta-World's fully observable
         setting); False (default) gives zeros there, like Meta-World's default.
       random_instruction: draw ``info["instruction_id"]`` uniformly at each reset (else 0).
+      paraphrases: which of the task's paraphrases (indices into
+        ``instructions.INSTRUCTIONS[task]``) make up ``env.instructions``, in this order (default:
+        all twelve); the language protocol trains on some and holds out the rest.
       max_contact_points: opt-in speed knob, default off: MJX keeps only this many of the deepest
         contacts per condim group each physics step (1.2-1.4x env steps/s at a cap of 16 on door,
         drawer and window, B = 128, CPU; ``benchmarks/RESULTS_metaworld.md``). When more contacts are
@@ -153,6 +156,7 @@ class MetaWorldEnv(Env):
         random_instruction: bool = True,
         max_contact_points: int | None = None,
         impl: str = "jax",
+        paraphrases: Sequence[int] | None = None,
     ):
         self.impl = mjx_impl.check_impl(impl)
         self.task = tasks_lib.get_task(task_name)
@@ -160,6 +164,13 @@ class MetaWorldEnv(Env):
         self.observe_goal = bool(observe_goal)
         self.random_instruction = bool(random_instruction)
         self._instructions = _instructions_for(task_name)
+        if paraphrases is not None:
+            idx = tuple(int(i) for i in paraphrases)
+            n = len(self._instructions)
+            if not idx or len(set(idx)) != len(idx) or any(not 0 <= i < n for i in idx):
+                raise ValueError(f"paraphrases must be distinct indices in [0, {n}) of {task_name}'s instructions, "
+                                 f"got {list(idx)}")
+            self._instructions = tuple(self._instructions[i] for i in idx)
 
         task = self.task
         self.max_contact_points = check_max_contact_points(max_contact_points)
@@ -211,6 +222,12 @@ class MetaWorldEnv(Env):
     @property
     def max_episode_steps(self) -> int:
         return MAX_EPISODE_STEPS
+
+    @property
+    def goal_features(self) -> tuple[int, ...]:
+        """Observation entries that tell the task: none within one task (the goal position at
+        ``[36:39]`` is where, not what); a multi-task env adds its one-hot task id."""
+        return ()
 
     # ------------------------------------------------------------------ reset
 

@@ -162,3 +162,20 @@ def instructions_for(task_name: str) -> tuple[str, ...]:
         raise ValueError(
             f"No instructions for Meta-World task {task_name!r}; valid tasks: {sorted(INSTRUCTIONS)}"
         ) from None
+
+
+PARAPHRASE_SPLITS = ("train", "rephrase")
+"""The language protocol's splits on Meta-World: the tasks are the same, the phrasings differ."""
+
+
+def paraphrase_split(seed: int, num_heldout: int = 4) -> dict[str, tuple[int, ...]]:
+    """Which paraphrase indices are ``train`` and which ``rephrase`` (held out), chosen by
+    ``seed``; the same indices for every task (each has 12). The canonical phrasing (index 0)
+    always trains."""
+    n = min(len(v) for v in INSTRUCTIONS.values())
+    if not 1 <= num_heldout < n:
+        raise ValueError(f"num_heldout must be in [1, {n - 1}], got {num_heldout}")
+    import numpy as np  # host-side only
+
+    held = sorted(int(i) for i in 1 + np.random.default_rng(int(seed)).permutation(n - 1)[:num_heldout])
+    return {"train": tuple(i for i in range(n) if i not in held), "rephrase": tuple(held)}

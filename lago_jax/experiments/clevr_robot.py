@@ -20,15 +20,27 @@ caches). Each extra template adds 80 cached prefixes (~1 MiB each for SmolLM2-13
 
 def make_clevr_robot_suite() -> Suite:
     from envs.clevr_robot import ClevrRobot
+    from envs.clevr_robot import splits as clevr_splits
     from envs.clevr_robot.oracle import oracle_policy
 
-    def make_env(task: str):
-        return ClevrRobot(templates=TEMPLATES)
+    def make_env(task: str, goal_ids=None, templates=TEMPLATES):
+        return ClevrRobot(templates=templates, goal_ids=goal_ids)
 
     def expert(task: str):
         return oracle_policy
 
-    return Suite(name="clevr_robot", task_names=TASKS, make_env=make_env, expert=expert)
+    def language_splits(task: str, seed: int, heldout: int | None) -> dict:
+        # KALM's protocol: train phrasings on train goals; held-out phrasings; held-out goal
+        # combinations (where PPO trains: the prior guides where it never saw a demonstration); both.
+        split = clevr_splits.make_split(seed, clevr_splits.DEFAULT_HELDOUT if heldout is None else heldout)
+        return {"record": split.to_dict(), "splits": {n: split.env_kwargs(n) for n in clevr_splits.SPLITS},
+                "ppo_split": "unseen"}
+
+    def parse_goal(spec: str) -> tuple[str, dict]:
+        return "goals", {"goal_ids": [clevr_splits.parse_goal(spec)], "templates": [0]}
+
+    return Suite(name="clevr_robot", task_names=TASKS, make_env=make_env, expert=expert,
+                 language_splits=language_splits, parse_goal=parse_goal)
 
 
 DEFAULTS = dict(

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from lago_jax.experiments.config import VARIANTS, ExperimentConfig, Suite
+from lago_jax.experiments.config import PROTOCOLS, VARIANTS, ExperimentConfig, Suite
 
 MULTIPROCESS_FLAGS = (("coordinator", "--coordinator"), ("num_processes", "--num-processes"),
                       ("process_id", "--process-id"))
@@ -67,6 +67,44 @@ def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int
     return r
 
 
+def read_instructions(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(texts, goals) from ``--instruction``/``--goal`` pairs and ``--instructions-file`` lines."""
+    texts, goals = list(args.instructions), list(args.goals)
+    if len(texts) != len(goals):
+        raise ValueError(f"{len(texts)} --instruction and {len(goals)} --goal: give one goal per instruction")
+    if args.instructions_file:
+        with open(args.instructions_file, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                if "\t" not in line:
+                    raise ValueError(f"{args.instructions_file}:{n}: expected 'GOAL<TAB>TEXT', got {line!r}")
+                goal, text = line.split("\t", 1)
+                goals.append(goal.strip())
+                texts.append(text.strip())
+    if not texts:
+        raise ValueError("--eval-prior needs at least one --instruction TEXT --goal GOAL or an --instructions-file")
+    return texts, goals
+
+
+def eval_prior_texts(args: argparse.Namespace, suite: Suite) -> list[dict]:
+    """``--eval-prior PRIOR_DIR``: the distilled prior alone on each instruction with its goal; one JSON
+    line per instruction (greedy and sampled success over ``--eval-episodes`` episodes)."""
+    from lago_jax.experiments.language import evaluate_texts, load_experiment_prior
+
+    texts, goals = read_instructions(args)
+    out_dir, task, kind, settings = load_experiment_prior(args.eval_prior)
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    tuples = {"tasks", "seeds", "variants", "hidden_sizes"}
+    cfg = ExperimentConfig(**{k: tuple(v) if k in tuples else v for k, v in settings.items() if k in fields})
+    cfg = dataclasses.replace(cfg, out_dir=out_dir, progress=False)
+    results = evaluate_texts(cfg, suite, task, kind, texts, goals, args.eval_episodes, args.eval_seed)
+    for r in results:
+        print(json.dumps(r))
+    return results
+
+
 def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m lago_jax.experiments.{suite_name}",
@@ -118,7 +156,32 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--prior-min-std", dest="prior_min_std", type=float, default=d["prior_min_std"])
     p.add_argument("--cached-reset", dest="cached_reset", action=argparse.BooleanOptionalAction,
                    default=d["cached_reset"], help="auto-reset from a reset state refreshed once per rollout")
+    p.add_argument("--protocol", default=d["protocol"], choices=list(PROTOCOLS),
+                   help="'language': the priors read the goal from the instruction alone, demonstrations come "
+                        "from the train split, each prior alone is evaluated on every split (train, held-out "
+                        "phrasings, unseen goals) and PPO trains on the held-out split")
+    p.add_argument("--split-seed", dest="split_seed", type=int, default=d["split_seed"],
+                   help="chooses the language protocol's held-out goals and phrasings")
+    p.add_argument("--heldout", type=int, default=d["heldout"],
+                   help="held-out goals (CLEVR-Robot, default 16 of 80) or phrasings per task (Meta-World, 4 of 12)")
+    p.add_argument("--split-demo-episodes", dest="split_demo_episodes", type=int, default=d["split_demo_episodes"],
+                   help="expert episodes per split for the per-split validation NLL")
+    p.add_argument("--prior-eval-episodes", dest="prior_eval_episodes", type=int, default=d["prior_eval_episodes"],
+                   help="episodes per split for each prior alone (greedy and sampled)")
     p.add_argument("--eval", dest="eval_dir", default=None, help="only reload CHECKPOINT_DIR and evaluate it")
+    own = p.add_argument_group(
+        "try your own words", "evaluate a distilled prior of a --protocol language run alone on instruction texts "
+        "paired with goals, e.g. --eval-prior OUT/priors/goals/llm --instruction 'Shove the red ball left of the "
+        "blue one.' --goal red,blue,left")
+    own.add_argument("--eval-prior", dest="eval_prior", default=None, metavar="PRIOR_DIR",
+                     help="an experiment's priors/<task>/<kind> folder")
+    own.add_argument("--instruction", dest="instructions", action="append", default=[], metavar="TEXT",
+                     help="an instruction (repeat for several; one --goal each)")
+    own.add_argument("--goal", dest="goals", action="append", default=[], metavar="GOAL",
+                     help="the goal the env scores: SRC,DST,DIRECTION on CLEVR-Robot (red,blue,left), a task name "
+                          "on Meta-World")
+    own.add_argument("--instructions-file", dest="instructions_file", default=None, metavar="FILE",
+                     help="lines 'GOAL<TAB>TEXT' (more instructions; '#' starts a comment)")
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -144,6 +207,11 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
     try:
         start_processes(args)  # before any other JAX work (the suite's modules may build arrays)
         suite = suite_factory()
+        if args.eval_prior:
+            eval_prior_texts(args, suite)
+            return 0
+        if args.instructions or args.goals or args.instructions_file:
+            raise ValueError("--instruction, --goal and --instructions-file go with --eval-prior PRIOR_DIR")
         if args.eval_dir:
             tasks = args.tasks if args.tasks else [None]
             eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed)

@@ -10,6 +10,7 @@ VARIANTS = ("ppo", "ppo_mlp_prior", "lago_random_llm", "lago")
 """Trained variants, in table order. Each maps to the prior it is guided by (None for PPO)."""
 VARIANT_PRIOR = {"ppo": None, "ppo_mlp_prior": "mlp", "lago_random_llm": "llm_random", "lago": "llm"}
 PRIOR_KINDS = ("mlp", "llm_random", "llm")
+PROTOCOLS = ("standard", "language")
 VARIANT_LABEL = {
     "ppo": "PPO (vanilla)",
     "ppo_mlp_prior": "PPO + MLP prior",
@@ -29,7 +30,8 @@ class Suite:
     Attributes:
       name: "clevr_robot" or "metaworld".
       task_names: every valid task name (for the error on an unknown one).
-      make_env: ``task -> Env`` (bare, unbatched).
+      make_env: ``(task, **env_kwargs) -> Env`` (bare, unbatched); keyword arguments come from a
+        language split or a parsed goal only.
       expert: ``task -> policy(obs, key) -> action`` (pure JAX) used for demonstrations.
       groups: name -> member tasks trained jointly as one multi-task policy (``--task mt10``):
         one :class:`envs.multitask.MultiTaskEnv` with ``num_envs / len(members)`` envs per task
@@ -42,6 +44,15 @@ class Suite:
     make_env: Callable[[str], Any]
     expert: Callable[[str], Callable]
     groups: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    language_splits: Callable[[str, int, int | None], dict] | None = None
+    """The language protocol's splits of a task (``--protocol language``): ``(task, split_seed,
+    heldout) -> {"record": JSON-able description (saved and printed), "splits": {split name:
+    make_env keyword arguments (its goals and phrasings)}, "ppo_split": the split PPO trains and
+    is evaluated on}``; the first split is the one demonstrations and distillation see. None: the
+    suite has no language protocol."""
+    parse_goal: Callable[[str], tuple[str, dict]] | None = None
+    """``goal text -> (task, make_env keyword arguments of an env with that one goal and a bank of
+    one instruction)``: what ``--eval-prior ... --goal`` pairs your own instruction with."""
 
     @property
     def all_task_names(self) -> tuple[str, ...]:
@@ -118,6 +129,20 @@ class ExperimentConfig:
     """The KL term's prior softened by this temperature (``PPOConfig.prior_temperature``)."""
     prior_min_std: float = 0.0
     """Floor on the Gaussian prior's std in the KL term (``PPOConfig.prior_min_std``)."""
+    protocol: str = "standard"
+    """"standard": every prior sees the whole observation (goal features included) and the
+    demonstrations' instructions. "language": the priors read the goal from the instruction alone
+    (the goal's observation features are left out of their input; the MLP prior reads the
+    instruction's tokens), demonstrations and distillation see the train split only, each prior
+    alone is evaluated on every split, and PPO trains on the suite's held-out split."""
+    split_seed: int = 0
+    """Chooses the language protocol's held-out goals and phrasings."""
+    heldout: int | None = None
+    """Held-out goals (CLEVR-Robot, default 16 of 80) or phrasings per task (Meta-World, default 4 of 12)."""
+    split_demo_episodes: int = 256
+    """Expert episodes per split for the per-split validation NLL (language protocol)."""
+    prior_eval_episodes: int = 256
+    """Episodes per split for each prior alone, greedy and sampled (language protocol)."""
     progress: bool = True
 
     def __post_init__(self):
@@ -137,6 +162,13 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
+        for name in ("split_demo_episodes", "prior_eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.heldout is not None and self.heldout < 1:
+            raise ValueError(f"heldout must be >= 1, got {self.heldout}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -19,9 +19,18 @@ def make_metaworld_suite() -> Suite:
     from envs.metaworld.tasks import MT10_TASKS
     from envs.metaworld.policies import POLICIES, get_policy
 
-    def make_env(task: str):
+    from envs.metaworld.instructions import paraphrase_split
+
+    def make_env(task: str, paraphrases=None):
         # Goal visible, as in metaworld.MT1 (the scripted experts steer to it; so can the policy).
-        return MetaWorldEnv(task, observe_goal=True)
+        return MetaWorldEnv(task, observe_goal=True, paraphrases=paraphrases)
+
+    def language_splits(task: str, seed: int, heldout: int | None) -> dict:
+        # The tasks are known to the prior through the instruction only (a group's one-hot task id is
+        # left out of its input); the held-out phrasings are the test.
+        split = paraphrase_split(seed, 4 if heldout is None else heldout)
+        return {"record": {"seed": seed, "paraphrases": {k: list(v) for k, v in split.items()}},
+                "splits": {k: {"paraphrases": list(v)} for k, v in split.items()}, "ppo_split": "rephrase"}
 
     def expert(task: str):
         policy = get_policy(task)
@@ -31,7 +40,13 @@ def make_metaworld_suite() -> Suite:
     names = tuple(t for t in TASKS if t in POLICIES)
     # --task mt10: one multi-task policy on the MT10 tasks (one-hot task id), reported per task and averaged.
     groups = {"mt10": tuple(t for t in MT10_TASKS if t in names)}
-    return Suite(name="metaworld", task_names=names, make_env=make_env, expert=expert, groups=groups)
+    def parse_goal(spec: str) -> tuple[str, dict]:
+        if spec not in names:
+            raise ValueError(f"goal {spec!r} is not a Meta-World task; expected one of {list(names)}")
+        return spec, {"paraphrases": [0]}
+
+    return Suite(name="metaworld", task_names=names, make_env=make_env, expert=expert, groups=groups,
+                 language_splits=language_splits, parse_goal=parse_goal)
 
 
 DEFAULTS = dict(

@@ -66,7 +66,11 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     if cfg.random_llm is not None:
         check_source(cfg.random_llm)
     if jax.process_count() > 1:
+        if cfg.protocol == "language":
+            raise ValueError("--protocol language runs on one process (its per-split evaluations are not collective)")
         _check_multiprocess(cfg)
+    if cfg.protocol == "language" and suite.language_splits is None:
+        raise ValueError(f"the {suite.name} suite has no language protocol; --protocol must be 'standard'")
     os.makedirs(cfg.out_dir, exist_ok=True)
     saved_cfg = os.path.join(cfg.out_dir, "experiment.json")
     if os.path.exists(saved_cfg):
@@ -84,10 +88,21 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
         _write_json(saved_cfg, cfg.to_dict())
     parallel.barrier("lago_jax.experiments: experiment.json written")
     all_rows, extra = [], {"priors": {}, "demos": {}, "timings": {}}
+    sections: list[str] = []
     kinds_needed = [VARIANT_PRIOR[v] for v in cfg.variants if VARIANT_PRIOR[v] is not None]
     kinds = [k for k in PRIOR_KINDS if k in kinds_needed or k in ("mlp", "llm")]
     for task in cfg.tasks:
         t_task = time.time()
+        if cfg.protocol == "language":
+            from lago_jax.experiments.language import language_section, run_language_task
+
+            results, priors, split_results, rec = run_language_task(cfg, suite, task)
+            extra["priors"].update({f"{task}/{k}": p[2] for k, p in priors.items()})
+            all_rows.extend(summarize(cfg, task, results, priors))
+            md, extra.setdefault("language", {})[task] = language_section(cfg, task, rec, split_results, results)
+            sections.extend(md)
+            extra["timings"][task] = time.time() - t_task
+            continue
         env = make_task_env(cfg, suite, task)
         demos = demos_stage(cfg, suite, task, env)
         extra["demos"][task] = demos.summary()
@@ -107,7 +122,7 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
             all_rows.extend(summarize(cfg, label, r, priors))
         extra["timings"][task] = time.time() - t_task
     if parallel.is_main_process():
-        md_path, json_path = write_table(cfg, suite, all_rows, extra)
+        md_path, json_path = write_table(cfg, suite, all_rows, extra, sections)
         png = plot_curves(cfg, suite, all_rows)
         log(f"results table: {md_path}")
         log(f"results JSON:  {json_path}")

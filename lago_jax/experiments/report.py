@@ -56,13 +56,18 @@ def summarize(cfg: ExperimentConfig, task: str, results: dict, priors: dict) -> 
     return rows
 
 
-def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: dict) -> tuple[str, str]:
+def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: dict,
+                sections: Sequence[str] = ()) -> tuple[str, str]:
+    """``results.md`` (the rows, the curves' summary, then ``sections``: more Markdown lines, e.g.
+    the language protocol's per-split tables) and ``results.json``."""
+    where = (" PPO trains and is evaluated on the language protocol's held-out split (see below); the priors "
+             "read the goal from the instruction alone." if cfg.protocol == "language" else "")
     md = [f"# {suite.name}: results", "",
           f"Tasks: {', '.join(cfg.tasks)}. Seeds: {list(cfg.seeds)}. PPO budget: {cfg.env_steps} env steps "
           f"per run ({cfg.num_envs} envs x {cfg.num_steps} steps x {cfg.num_updates} updates). "
           f"beta = {cfg.beta} ({cfg.schedule}, KL {cfg.kl_direction}). Evaluation: {cfg.eval_episodes} "
           "episodes per checkpoint, greedy. Intervals: 95% Student-t over seeds (prior-alone rows: one "
-          "deterministic prior, no interval).", "",
+          f"deterministic prior, no interval).{where}", "",
           "| task | method | backbone | seeds | success rate | return |", "|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['task']} | {r['label']} | {r['backbone'] or '-'} | {r['seeds']} | "
@@ -83,6 +88,7 @@ def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: di
             md.append(f"| {c['task']} | {VARIANT_LABEL[c['method']]} | {c['seeds']} | {c['final_mean']:.3f} ± "
                       f"{c['final_ci95']:.3f} | {c['area_mean']:.3f} ± {c['area_ci95']:.3f} | "
                       f"{c['runs_reaching']}/{c['seeds']} | {reach} |")
+    md += list(sections)
     md_path = os.path.join(cfg.out_dir, "results.md")
     json_path = os.path.join(cfg.out_dir, "results.json")
     with open(md_path, "w") as f:

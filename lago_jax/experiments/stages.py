@@ -68,12 +68,14 @@ def _ppo_mesh():
     return parallel.make_mesh() if jax.process_count() > 1 else None
 
 
-def make_task_env(cfg: ExperimentConfig, suite: Suite, task: str):
+def make_task_env(cfg: ExperimentConfig, suite: Suite, task: str, env_kwargs: dict | None = None):
     """The env a task trains on: the suite's bare env, or for a group (``suite.groups``) one
     pre-batched :class:`envs.multitask.MultiTaskEnv` of its members with ``num_envs / members``
-    envs per task, the one-hot task id appended to the observation and the run's episode limit."""
+    envs per task, the one-hot task id appended to the observation and the run's episode limit.
+    ``env_kwargs`` (a language split's goals and phrasings) go to every ``suite.make_env`` call."""
+    kw = dict(env_kwargs or {})
     if task not in suite.groups:
-        return suite.make_env(task)
+        return suite.make_env(task, **kw)
     from envs.multitask import MultiTaskEnv
 
     members = tuple(suite.groups[task])
@@ -82,7 +84,7 @@ def make_task_env(cfg: ExperimentConfig, suite: Suite, task: str):
                          f"({', '.join(members)}): each task steps the same number of envs")
     if cfg.cached_reset:
         raise ValueError(f"--cached-reset does not apply to {task!r}: a multi-task env auto-resets each task itself")
-    return MultiTaskEnv({m: suite.make_env(m) for m in members}, envs_per_task=cfg.num_envs // len(members),
+    return MultiTaskEnv({m: suite.make_env(m, **kw) for m in members}, envs_per_task=cfg.num_envs // len(members),
                         episode_length=cfg.episode_length)
 
 
@@ -99,8 +101,10 @@ def member_results(suite: Suite, task: str, results: dict) -> dict[str, dict]:
 # ----------------------------------------------------------------------------- stage 1: demos
 
 
-def demos_stage(cfg: ExperimentConfig, suite: Suite, task: str, env) -> Any:
-    """The task's expert demonstrations: loaded from ``demos/<task>.npz``, or collected and saved.
+def demos_stage(cfg: ExperimentConfig, suite: Suite, task: str, env, name: str | None = None,
+                episodes: int | None = None, key_seed: int = 12345) -> Any:
+    """The task's expert demonstrations: loaded from ``demos/<name or task>.npz``, or collected
+    (``episodes``, default ``cfg.demo_episodes``, from ``PRNGKey(key_seed)``) and saved.
 
     With several processes, process 0 collects and saves them and every process then loads that
     one file: the distillation's collectives need the same data on every process, and rollouts on
@@ -111,19 +115,21 @@ def demos_stage(cfg: ExperimentConfig, suite: Suite, task: str, env) -> Any:
 
     from lago_jax import parallel
 
-    path = os.path.join(cfg.out_dir, "demos", f"{task}.npz")
+    path = os.path.join(cfg.out_dir, "demos", f"{name or task}.npz")
     if _exists(path):
         demos = load_demonstrations(path)
-        log(f"{task}: demonstrations loaded from {path} ({demos.num_episodes} episodes)")
+        log(f"{name or task}: demonstrations loaded from {path} ({demos.num_episodes} episodes)")
         return demos
-    demos = _collect_and_save(cfg, suite, task, env, path) if parallel.is_main_process() else None
+    demos = (_collect_and_save(cfg, suite, task, env, path, episodes or cfg.demo_episodes, key_seed)
+             if parallel.is_main_process() else None)
     parallel.barrier(f"lago_jax.experiments: demonstrations of {task} saved")
     if jax.process_count() > 1:
         demos = load_demonstrations(path)
     return demos
 
 
-def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path: str) -> Any:
+def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path: str, episodes: int,
+                      key_seed: int) -> Any:
     """Collect the expert's episodes and save them to ``path`` (process 0's part of the demos stage)."""
     from envs.demos import collect_demonstrations, save_demonstrations
     import jax
@@ -136,9 +142,9 @@ def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path:
         return collect_demonstrations(
             member_env,
             expert,
-            cfg.demo_episodes,
-            jax.random.PRNGKey(12345),
-            batch_size=min(cfg.demo_batch, cfg.demo_episodes),
+            episodes,
+            jax.random.PRNGKey(key_seed),
+            batch_size=min(cfg.demo_batch, episodes),
             episode_length=cfg.demo_episode_length or cfg.episode_length,
             env_name=f"{suite.name}/{name}",
             metadata={"policy": "scripted expert"},
@@ -146,7 +152,7 @@ def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path:
 
     if task in suite.groups:
         members = tuple(suite.groups[task])
-        log(f"{task}: collecting {cfg.demo_episodes} expert episodes of each of {len(members)} tasks")
+        log(f"{task}: collecting {episodes} expert episodes of each of {len(members)} tasks")
         hot = len(members) if env.task_one_hot else 0
         parts = []
         for m in members:
@@ -155,7 +161,7 @@ def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path:
             parts.append(collect(m, env.task_env(m), lambda obs, key, e=expert: e(obs[: obs.shape[-1] - hot], key)))
         demos = concat_demonstrations(parts, f"{suite.name}/{task}", {"policy": "scripted expert", "tasks": members})
     else:
-        log(f"{task}: collecting {cfg.demo_episodes} expert episodes")
+        log(f"{task}: collecting {episodes} expert episodes")
         demos = collect(task, env, suite.expert(task))
     save_demonstrations(path, demos)
     s = demos.summary()
@@ -207,8 +213,15 @@ def build_prior(cfg: ExperimentConfig, kind: str, env) -> tuple[Any, Any]:
     from lago_jax.prior import LLMPrior, MLPPrior
 
     key = jax.random.PRNGKey(7)
+    language = cfg.protocol == "language"
+    # Under the language protocol the goal reaches the prior through its instruction alone.
+    obs_keep = prior_obs_keep(env) if language else None
     if kind == "mlp":
-        prior = MLPPrior.from_instructions(env.instructions, env.observation_size, env.action_space)
+        # ... and the no-LLM prior reads the instruction's tokens (the LLM's tokenizer), so that it
+        # takes instructions it never saw, like the LLM priors.
+        tokenizer = load_backbone(cfg.llm)[2] if language else None
+        prior = MLPPrior.from_instructions(env.instructions, env.observation_size, env.action_space,
+                                           tokenizer=tokenizer, obs_keep=obs_keep)
         return prior, prior.init(key)
     if kind == "llm" or cfg.random_llm or cfg.llm.startswith("random:"):
         spec = cfg.llm if kind == "llm" else (cfg.random_llm or _other_seed(cfg.llm))
@@ -222,9 +235,27 @@ def build_prior(cfg: ExperimentConfig, kind: str, env) -> tuple[Any, Any]:
         spec = f"random:{cfg.llm}"
     prior = LLMPrior.from_instructions(
         llm_config, tokenizer, env.instructions, env.observation_size, env.action_space,
-        num_soft_tokens=cfg.num_soft_tokens, backbone=spec,
+        num_soft_tokens=cfg.num_soft_tokens, backbone=spec, obs_keep=obs_keep,
     )
     return prior, prior.init(key, llm_params)
+
+
+def prior_obs_keep(env) -> tuple[int, ...] | None:
+    """The observation entries a prior reads under the language protocol: all but the env's
+    ``goal_features`` (None when it has none)."""
+    hidden = set(getattr(env, "goal_features", ()))
+    if not hidden:
+        return None
+    return tuple(i for i in range(env.observation_size) if i not in hidden)
+
+
+def prior_tokenizer(cfg: ExperimentConfig, kind: str):
+    """The tokenizer a prior kind encodes instructions with (every kind uses ``cfg.llm``'s, the
+    random-init backbone included, unless ``cfg.random_llm`` names another model)."""
+    spec = cfg.random_llm if kind == "llm_random" and cfg.random_llm else cfg.llm
+    if kind == "llm_random" and cfg.llm.startswith("random:") and not cfg.random_llm:
+        spec = _other_seed(cfg.llm)
+    return load_backbone(spec)[2]
 
 
 def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tuple[Any, Any, dict]:

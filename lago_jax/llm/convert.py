@@ -53,6 +53,11 @@ def _transpose(w, c):
     return w.T
 
 
+def _bias_to_nh(heads: Callable[[LlamaConfig], int]):
+    """torch Linear bias [heads*H] -> [heads, H]."""
+    return lambda b, c: b.reshape(heads(c), c.head_dim)
+
+
 _d = lambda c: (c.hidden_size,)
 _q_shape = lambda c: (c.num_heads * c.head_dim, c.hidden_size)
 _kv_shape = lambda c: (c.num_kv_heads * c.head_dim, c.hidden_size)
@@ -62,6 +67,10 @@ _ff_out_shape = lambda c: (c.hidden_size, c.intermediate_size)
 _vocab_shape = lambda c: (c.vocab_size, c.hidden_size)
 _q_to_dnh = _linear_to_dnh(lambda c: c.num_heads)
 _kv_to_dkh = _linear_to_dnh(lambda c: c.num_kv_heads)
+_q_bias_shape = lambda c: (c.num_heads * c.head_dim,)
+_kv_bias_shape = lambda c: (c.num_kv_heads * c.head_dim,)
+_q_bias_to_nh = _bias_to_nh(lambda c: c.num_heads)
+_kv_bias_to_kh = _bias_to_nh(lambda c: c.num_kv_heads)
 
 HF_KEY_TABLE: tuple[KeyRule, ...] = (
     KeyRule(r"model\.embed_tokens\.weight", "embed", _vocab_shape, _identity),
@@ -76,6 +85,12 @@ HF_KEY_TABLE: tuple[KeyRule, ...] = (
             _kv_to_dkh),
     KeyRule(r"model\.layers\.(\d+)\.self_attn\.o_proj\.weight", "layers/o_proj", _o_shape,
             _o_to_nhd),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.q_proj\.bias", "layers/q_bias", _q_bias_shape,
+            _q_bias_to_nh),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.k_proj\.bias", "layers/k_bias", _kv_bias_shape,
+            _kv_bias_to_kh),
+    KeyRule(r"model\.layers\.(\d+)\.self_attn\.v_proj\.bias", "layers/v_bias", _kv_bias_shape,
+            _kv_bias_to_kh),
     KeyRule(r"model\.layers\.(\d+)\.post_attention_layernorm\.weight", "layers/post_attn_norm",
             _d, _identity),
     KeyRule(r"model\.layers\.(\d+)\.mlp\.gate_proj\.weight", "layers/gate_proj", _ff_in_shape,
@@ -85,7 +100,8 @@ HF_KEY_TABLE: tuple[KeyRule, ...] = (
     KeyRule(r"model\.layers\.(\d+)\.mlp\.down_proj\.weight", "layers/down_proj", _ff_out_shape,
             _transpose),
 )
-"""Hugging Face LlamaForCausalLM state-dict names -> params."""
+"""Hugging Face LlamaForCausalLM / Qwen2ForCausalLM / MistralForCausalLM state-dict names ->
+params (the q/k/v biases only in configs with qkv_bias)."""
 
 HF_IGNORED = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", r"model\.rotary_emb\..*")
 
@@ -118,13 +134,16 @@ def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray
                              "not part of a Llama model")
         if rule.param == "lm_head" and config.tie_word_embeddings:
             continue
+        key = rule.param.split("/", 1)[-1]
+        if key not in (shapes["layers"] if rule.param.startswith("layers/") else shapes):
+            raise ValueError(f"{source}: unexpected tensor {name!r}: this config has no {key} "
+                             "parameter (qkv_bias is off)")
         expected = tuple(rule.shape(config))
         if tuple(array.shape) != expected:
             raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, expected "
                              f"{expected} for this config")
         value = np.asarray(rule.transform(np.asarray(array, np.float32), config))
         if rule.param.startswith("layers/"):
-            key = rule.param.split("/", 1)[1]
             layer = int(match.group(1))
             if not 0 <= layer < config.num_layers:
                 raise ValueError(f"{source}: tensor {name!r} names layer {layer}, but the config has "
@@ -163,6 +182,9 @@ def params_to_hf_tensors(config: LlamaConfig, params: Params) -> dict[str, np.nd
         out[pre + "self_attn.k_proj.weight"] = lp["k_proj"][i].reshape(c.hidden_size, -1).T
         out[pre + "self_attn.v_proj.weight"] = lp["v_proj"][i].reshape(c.hidden_size, -1).T
         out[pre + "self_attn.o_proj.weight"] = lp["o_proj"][i].reshape(-1, c.hidden_size).T
+        if c.qkv_bias:
+            for name in ("q", "k", "v"):
+                out[pre + f"self_attn.{name}_proj.bias"] = lp[f"{name}_bias"][i].reshape(-1)
         out[pre + "mlp.gate_proj.weight"] = lp["gate_proj"][i].T
         out[pre + "mlp.up_proj.weight"] = lp["up_proj"][i].T
         out[pre + "mlp.down_proj.weight"] = lp["down_proj"][i].T

@@ -136,6 +136,9 @@ def load_gguf(path: str, dtype: Any = None) -> tuple[LlamaConfig, Params, dict[s
     reader = _reader(path)
     meta = read_metadata(reader)
     names = {t.name for t in reader.tensors}
+    if "rope_freqs.weight" in names:
+        raise ValueError(f"{path}: tensor 'rope_freqs.weight' (Llama-3 rotary scaling as llama.cpp "
+                         "stores it) is not read from GGUF; load the Hugging Face directory instead")
     config = LlamaConfig.from_gguf_metadata(meta, tie_word_embeddings="output.weight" not in names,
                                             dtype=dtype or "float32")
     if int(meta.get("llama.rope.dimension_count", config.head_dim)) != config.head_dim:
@@ -159,6 +162,10 @@ def write_gguf(path: str, config: LlamaConfig, hf_tensors: Optional[dict[str, np
     tokenizer_metadata: optional {"tokens": [...], "merges": [...], "token_type": [...],
     "bos_token_id": int, "eos_token_id": int, "model": "gpt2", "pre": str}.
     """
+    unwritten = {name: getattr(config, name) for name in ("rope_type", "qkv_bias", "sliding_window")
+                 if getattr(config, name) != getattr(LlamaConfig, name)}
+    if unwritten:
+        raise ValueError(f"write_gguf writes plain Llama files only; this config has {unwritten}")
     gguf = _gguf()
     if hf_tensors is None:
         hf_tensors = params_to_hf_tensors(config, params)

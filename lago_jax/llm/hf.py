@@ -1,7 +1,8 @@
 """Hugging Face checkpoint directories: config.json plus single or sharded *.safetensors.
 
-This file owns reading a local Llama checkpoint directory (nothing is downloaded):
-`config.json` -> `LlamaConfig.from_hf_config` (ValueError for other architectures), tensors via
+This file owns reading a local checkpoint directory of a Llama, Qwen2 or Mistral model (nothing is
+downloaded): `config.json` -> `LlamaConfig.from_hf_config` (ValueError for other architectures
+and unimplemented features), tensors via
 the `safetensors` numpy API (bf16 tensors, which numpy cannot name, are read from the file's
 raw bytes as `ml_dtypes.bfloat16`), and `convert.HF_KEY_TABLE` to build the params.
 """
@@ -87,7 +88,7 @@ def iter_safetensors(paths: list[str]) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def load_hf_dir(directory: str, dtype: Any = None) -> tuple[LlamaConfig, Params]:
-    """Reads a local Hugging Face Llama checkpoint directory -> (config, params).
+    """Reads a local Hugging Face Llama/Qwen2/Mistral checkpoint directory -> (config, params).
 
     dtype: parameter dtype; default float32 (bf16 checkpoints are upcast unless dtype="bfloat16").
     """

@@ -1,9 +1,10 @@
 """The Llama decoder as pure functions of (config, params, inputs).
 
 This file owns the forward computation: token embedding, RMSNorm, rotary embeddings in the
-half-split (rotate_half) layout, grouped-query attention with causal and padding masks, the
-SwiGLU MLP, the final norm and the (tied or untied) lm_head; the cached variants (prefill and
-decode with `KVCache`, continuations after a shared `PrefixCache`) and random initialization.
+half-split (rotate_half) layout with the default, linear or Llama-3 frequencies, grouped-query
+attention (optional q/k/v biases) with causal, padding and sliding-window masks, the SwiGLU MLP,
+the final norm and the (tied or untied) lm_head; the cached variants (prefill and decode with
+`KVCache`, continuations after a shared `PrefixCache`) and random initialization.
 
 `params` is a plain nested dict of arrays (a pytree), so it can be a jit argument, be frozen
 with `jax.lax.stop_gradient`, or be saved with Orbax. Layers are stacked on a leading axis L and
@@ -13,6 +14,8 @@ run under `lax.scan`, so compile time does not grow with depth:
     layers/input_norm     [L, D]        layers/post_attn_norm [L, D]
     layers/q_proj    [L, D, N, H]       layers/k_proj [L, D, K, H]   layers/v_proj [L, D, K, H]
     layers/o_proj    [L, N, H, D]
+    layers/q_bias    [L, N, H]          layers/k_bias [L, K, H]      layers/v_bias [L, K, H]
+                                        (present only when config.qkv_bias)
     layers/gate_proj [L, D, F]          layers/up_proj [L, D, F]     layers/down_proj [L, F, D]
     final_norm       [D]
     lm_head          [D, V]             (absent when config.tie_word_embeddings)
@@ -26,11 +29,18 @@ activation dtype, then multiplies by its weight; rotary cos/sin are computed in 
 the activation dtype; attention logits are softmaxed in fp32 and cast back. With bf16 params and
 activations the logits agree with the fp32 forward to within the tolerance stated in
 `BF16_LOGIT_TOLERANCE`.
+
+Sliding window (config.sliding_window = W > 0, in the blocks config.windowed_layers() marks): a
+query attends only to keys fewer than W sequence slots behind it, as transformers' Mistral and
+Qwen2 count them (slot indices, not rotary positions; the two agree on the real tokens of a
+left-padded row). After a cached prefix, the sequence is the prefix's real tokens followed by the
+continuation, so a continuation token j of prefix p sits at slot length_p[p] + j.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, Optional, Sequence, Union
 
 import chex
@@ -76,13 +86,17 @@ def param_shapes(config: LlamaConfig) -> Params:
         },
         "final_norm": (d,),
     }
+    if config.qkv_bias:
+        shapes["layers"].update(q_bias=(n_layers, n, h), k_bias=(n_layers, k, h),
+                                v_bias=(n_layers, k, h))
     if not config.tie_word_embeddings:
         shapes["lm_head"] = (d, v)
     return shapes
 
 
 def init_params(config: LlamaConfig, key: jax.Array) -> Params:
-    """Random weights: normal(0, initializer_range) matrices, unit norm weights, in config dtype."""
+    """Random weights: normal(0, initializer_range) matrices, unit norm weights, zero biases, in
+    config dtype."""
     shapes = param_shapes(config)
     flat, treedef = jax.tree.flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
     keys = jax.random.split(key, len(flat))
@@ -91,6 +105,8 @@ def init_params(config: LlamaConfig, key: jax.Array) -> Params:
         name = path[-1].key
         if name.endswith("norm"):
             leaves.append(jnp.ones(shape, config.jnp_dtype))
+        elif name.endswith("bias"):
+            leaves.append(jnp.zeros(shape, config.jnp_dtype))
         else:
             w = config.initializer_range * jax.random.normal(leaf_key, shape, jnp.float32)
             leaves.append(w.astype(config.jnp_dtype))
@@ -127,9 +143,36 @@ def rms_norm(x_btd: jax.Array, weight_d: jax.Array, eps: float) -> jax.Array:
     return weight_d.astype(x_btd.dtype) * normed
 
 
-def rope_cos_sin(positions_bt: jax.Array, head_dim: int, theta: float, dtype):
+def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
+    """The H/2 rotary inverse frequencies (float32, host), computed in the same float32 operations
+    and order as transformers' rope initializers for config.rope_type.
+
+    The power theta ** (2i / H) is the correctly rounded float32 value; torch's float32 power is
+    within one unit in the last place of it (its vectorized and scalar paths differ by as much).
+    """
+    dim = config.head_dim
+    exponent = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim
+    power = (np.float64(config.rope_theta) ** exponent.astype(np.float64)).astype(np.float32)
+    inv_freq = np.float32(1.0) / power
+    if config.rope_type == "linear":
+        inv_freq = inv_freq / config.rope_factor
+    elif config.rope_type == "llama3":
+        factor, low, high = config.rope_factor, config.rope_low_freq_factor, config.rope_high_freq_factor
+        old_context = config.rope_original_max_position_embeddings
+        low_freq_wavelen, high_freq_wavelen = old_context / low, old_context / high
+        # torch evaluates scalar / tensor as reciprocal(tensor) * scalar.
+        wavelen = np.reciprocal(inv_freq) * np.float32(2 * math.pi)
+        scaled = np.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+        smooth = (np.reciprocal(wavelen) * np.float32(old_context) - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_freq_wavelen) & ~(wavelen > low_freq_wavelen)
+        inv_freq = np.where(medium, smoothed, scaled)
+    assert inv_freq.dtype == np.float32, inv_freq.dtype
+    return inv_freq
+
+
+def rope_cos_sin(positions_bt: jax.Array, inv_freq: np.ndarray, dtype):
     """cos and sin tables, each [B, T, H], half-split layout (the H/2 frequencies twice)."""
-    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
     angles_btf = positions_bt.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq, jnp.float32)
     angles_bth = jnp.concatenate([angles_btf, angles_btf], axis=-1)
     return jnp.cos(angles_bth).astype(dtype), jnp.sin(angles_bth).astype(dtype)
@@ -171,8 +214,24 @@ def _attend(q_btkgh: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.
     return out
 
 
-# AttentionFn(q_btkgh, k_btkh, v_btkh, layer_state) -> (out_btkgh, new_layer_state)
-AttentionFn = Callable[[jax.Array, jax.Array, jax.Array, Any], tuple[jax.Array, Any]]
+def _near(config: LlamaConfig, query_slot: jax.Array, key_slot: jax.Array) -> Optional[jax.Array]:
+    """Sliding-window mask: key_slot > query_slot - W (broadcast), or None without a window."""
+    if not config.sliding_window:
+        return None
+    return key_slot > query_slot - config.sliding_window
+
+
+def _windowed(mask: jax.Array, near: Optional[jax.Array], windowed: Optional[jax.Array]) -> jax.Array:
+    """`mask`, restricted to the `near` keys in a block that uses the sliding window."""
+    if near is None:
+        return mask
+    return mask & (near | ~windowed)
+
+
+# AttentionFn(q_btkgh, k_btkh, v_btkh, layer_state, windowed) -> (out_btkgh, new_layer_state);
+# windowed is this block's bool scalar from config.windowed_layers(), None without a window.
+AttentionFn = Callable[[jax.Array, jax.Array, jax.Array, Any, Optional[jax.Array]],
+                       tuple[jax.Array, Any]]
 
 
 def _run_layers(config: LlamaConfig, layers: Params, x_btd: jax.Array, positions_bt: jax.Array,
@@ -183,18 +242,23 @@ def _run_layers(config: LlamaConfig, layers: Params, x_btd: jax.Array, positions
     block stacked [L, B, T, D] when collect_hidden, else None).
     """
     dtype = x_btd.dtype
-    cos, sin = rope_cos_sin(positions_bt, config.head_dim, config.rope_theta, dtype)
+    cos, sin = rope_cos_sin(positions_bt, rope_inv_freq(config), dtype)
     b, t = x_btd.shape[:2]
     kv, g, h = config.num_kv_heads, config.num_groups, config.head_dim
+    windowed_l = (jnp.asarray(config.windowed_layers()) if config.sliding_window
+                  else None)
 
     def block(x, inputs):
-        p, state = inputs
+        p, state, windowed = inputs
         p = jax.tree.map(lambda w: w.astype(dtype), p)
         hid = rms_norm(x, p["input_norm"], config.rms_norm_eps)
-        q = apply_rope(jnp.einsum("btd,dnh->btnh", hid, p["q_proj"]), cos, sin)
-        k = apply_rope(jnp.einsum("btd,dkh->btkh", hid, p["k_proj"]), cos, sin)
+        q = jnp.einsum("btd,dnh->btnh", hid, p["q_proj"])
+        k = jnp.einsum("btd,dkh->btkh", hid, p["k_proj"])
         v = jnp.einsum("btd,dkh->btkh", hid, p["v_proj"])
-        out, new_state = attention_fn(q.reshape(b, t, kv, g, h), k, v, state)
+        if config.qkv_bias:
+            q, k, v = q + p["q_bias"], k + p["k_bias"], v + p["v_bias"]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        out, new_state = attention_fn(q.reshape(b, t, kv, g, h), k, v, state, windowed)
         x_in = x
         x = x + jnp.einsum("btnh,nhd->btd", out.reshape(b, t, kv * g, h), p["o_proj"])
         hid = rms_norm(x, p["post_attn_norm"], config.rms_norm_eps)
@@ -203,7 +267,8 @@ def _run_layers(config: LlamaConfig, layers: Params, x_btd: jax.Array, positions
         x = x + jnp.einsum("btf,fd->btd", jax.nn.silu(gate) * up, p["down_proj"])
         return x, (new_state, x_in if collect_hidden else None)
 
-    x_btd, (new_states, inputs_lbtd) = jax.lax.scan(block, x_btd, (layers, layer_states),
+    x_btd, (new_states, inputs_lbtd) = jax.lax.scan(block, x_btd,
+                                                     (layers, layer_states, windowed_l),
                                                      unroll=SCAN_UNROLL)
     return x_btd, new_states, inputs_lbtd
 
@@ -249,9 +314,11 @@ def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache,
             positions_bt = _default_positions(b, t, 0)
         causal_tt = jnp.tril(jnp.ones((t, t), bool))
         mask_bts = causal_tt[None] & mask_bt[:, None, :]
+        slots_t = jnp.arange(t)
+        near_tt = _near(config, slots_t[:, None], slots_t[None, :])
 
-        def attention_fn(q, k, v, state):
-            return _attend(q, [(k, v, mask_bts)], scale), state
+        def attention_fn(q, k, v, state, windowed):
+            return _attend(q, [(k, v, _windowed(mask_bts, near_tt, windowed))], scale), state
 
         x, _, inputs = _run_layers(config, params["layers"], x, positions_bt, attention_fn, None,
                                    collect_hidden)
@@ -263,14 +330,17 @@ def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache,
             positions_bt = _default_positions(b, t, index)
         key_mask_bs = jax.lax.dynamic_update_slice_in_dim(cache.key_mask_bs, mask_bt, index, axis=1)
         slots_s = jnp.arange(cache.capacity)
-        causal_ts = slots_s[None, :] <= (index + jnp.arange(t))[:, None]
+        query_slots_t = index + jnp.arange(t)
+        causal_ts = slots_s[None, :] <= query_slots_t[:, None]
         mask_bts = causal_ts[None] & key_mask_bs[:, None, :]
+        near_ts = _near(config, query_slots_t[:, None], slots_s[None, :])
 
-        def attention_fn(q, k, v, state):
+        def attention_fn(q, k, v, state, windowed):
             k_cache, v_cache = state
             k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, 1)
             v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, 1)
-            out = _attend(q, [(k_cache.astype(q.dtype), v_cache.astype(q.dtype), mask_bts)], scale)
+            out = _attend(q, [(k_cache.astype(q.dtype), v_cache.astype(q.dtype),
+                               _windowed(mask_bts, near_ts, windowed))], scale)
             return out, (k_cache, v_cache)
 
         x, (k_new, v_new), inputs = _run_layers(config, params["layers"], x, positions_bt,
@@ -293,7 +363,8 @@ def forward_embeds(config: LlamaConfig, params: Params, embeds_btd: jax.Array,
         cache. With left padding pass the positions of the real tokens (cumsum(mask) - 1).
       attention_mask_bt: [B, T] 1/True for real tokens, 0/False for padding (masked as keys).
       cache: optional KVCache; the T new keys/values are written at slots cache.index onwards
-        and every query attends to all valid cached slots up to its own slot.
+        and every query attends to all valid cached slots up to its own slot (within the
+        sliding window, if the config has one).
     Returns:
       (hidden_btd [B, T, D] after the final RMSNorm, the updated cache or None).
     """
@@ -413,15 +484,23 @@ def forward_with_prefix(config: LlamaConfig, params: Params, prefix_cache: Prefi
         prefix_mask = prefix_cache.key_mask_ps[prefix_index_b][:, None, :]  # [B, 1, S]
     positions_bt = start_b[:, None] + jnp.arange(t, dtype=jnp.int32)[None, :]
     self_mask_bts = jnp.tril(jnp.ones((t, t), bool))[None] & mask_bt[:, None, :]
+    # Sequence slots: prefix keys at 0 .. S-1 (real ones first), continuation token j at
+    # length_p + j, as if the prefix's real tokens and the continuation were one sequence.
+    near_prefix_bts = _near(config, positions_bt[:, :, None],
+                            jnp.arange(prefix_cache.key_mask_ps.shape[1])[None, None, :])
+    slots_t = jnp.arange(t)
+    near_self_tt = _near(config, slots_t[:, None], slots_t[None, :])
     scale = _scale(config)
 
-    def attention_fn(q, k, v, state):
+    def attention_fn(q, k, v, state, windowed):
         pk, pv = state  # [P, S, K, H]
         if shared:
             pk, pv = pk[0], pv[0]  # [S, K, H], broadcast inside the einsum
         else:
             pk, pv = pk[prefix_index_b], pv[prefix_index_b]  # [B, S, K, H]
-        parts = [(pk.astype(q.dtype), pv.astype(q.dtype), prefix_mask), (k, v, self_mask_bts)]
+        parts = [(pk.astype(q.dtype), pv.astype(q.dtype),
+                  _windowed(prefix_mask, near_prefix_bts, windowed)),
+                 (k, v, _windowed(self_mask_bts, near_self_tt, windowed))]
         return _attend(q, parts, scale), None
 
     x, _, _ = _run_layers(config, params["layers"], x, positions_bt, attention_fn,

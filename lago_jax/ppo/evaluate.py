@@ -158,12 +158,14 @@ def evaluate_policy(act: Callable, params: Any, env: Env, episodes: int, seed: i
 
 
 def evaluate_prior(prior: Any, prior_params: Any, env: Env, episodes: int, seed: int,
-                   episode_length: int | None = None) -> dict[str, float]:
-    """A prior acting alone, greedily (argmax / mean, clipped to the action box like PPO's actions):
-    the "LLM as direct controller" baseline."""
+                   episode_length: int | None = None, greedy: bool = True) -> dict[str, float]:
+    """A prior acting alone, greedily (argmax / mean) or sampling its distribution, clipped to the
+    action box like PPO's actions: the "LLM as direct controller" baseline."""
 
     def act(params, obs, instruction_id, key):
-        return env_action(prior.apply(params, obs, instruction_id).mode(), env.action_space)
+        dist = prior.apply(params, obs, instruction_id)
+        action = dist.mode() if greedy else sample_actions(dist, jax.random.split(key, obs.shape[0]))
+        return env_action(action, env.action_space)
 
     return evaluate_policy(act, prior_params, env, episodes, seed, episode_length)
 

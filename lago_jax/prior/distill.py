@@ -327,6 +327,16 @@ def evaluate_nll(eval_step, trainable: Params, frozen: Params, data: DemoArrays,
     return total / max(count, 1.0)
 
 
+def demos_nll(prior: DistillablePrior, prior_params: PriorParams, demos: Any, batch_size: int = 256) -> float:
+    """Mean ``-log p(a | s, g)`` of a distilled prior over every step of ``demos`` (e.g. one language
+    split's expert episodes, the prior put over that split's bank by ``with_instructions``), on
+    this process's first device."""
+    data = demo_arrays(prior, demos)
+    mesh = parallel.make_mesh(jax.local_devices()[:1])
+    return evaluate_nll(make_eval_step(prior, mesh), prior_params.trainable, prior_params.frozen, data,
+                        batch_size, jax.device_put, NamedSharding(mesh, P(parallel.AXIS)))
+
+
 def sample_batch(data: DemoArrays, batch_size: int, seed: int, step: int) -> DemoArrays:
     """Minibatch for ``step``: a deterministic function of (seed, step), so resumes repeat it."""
     rng = np.random.default_rng([seed, 0, step])
@@ -358,7 +368,7 @@ def _check_compatible(path: str, meta: dict, prior: DistillablePrior) -> None:
                          f"but the {'LLM' if now['kind'] == 'llm' else 'MLP prior'} has "
                          f"d_model={prior.d_model}")
     for key in ("obs_dim", "head", "action_dim", "num_soft_tokens", "proj_hidden", "lora_rank",
-                "hidden", "instruction_embed_dim", "num_instructions"):
+                "hidden", "instruction_embed_dim", "num_instructions", "obs_keep", "text_input"):
         if saved.get(key) != now.get(key):
             raise ValueError(f"prior checkpoint at {path} has {key}={saved.get(key)!r} but the prior "
                              f"has {key}={now.get(key)!r}")

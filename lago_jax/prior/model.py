@@ -162,6 +162,29 @@ def _check_head(head: str, action_dim: int) -> None:
         raise ValueError(f"action_dim must be a positive int, got {action_dim!r}")
 
 
+def check_obs_keep(obs_keep: Optional[tuple[int, ...]], obs_dim: int) -> Optional[tuple[int, ...]]:
+    """Validated ``obs_keep`` (sorted distinct indices in ``[0, obs_dim)``, at least one) or None."""
+    if obs_keep is None:
+        return None
+    keep = tuple(int(i) for i in obs_keep)
+    if not keep or len(set(keep)) != len(keep) or any(not 0 <= i < obs_dim for i in keep):
+        raise ValueError(f"obs_keep must name distinct observation entries in [0, {obs_dim}), at least one; "
+                         f"got {list(keep)}")
+    return tuple(sorted(keep))
+
+
+def prior_input(obs_norm: ObsNorm, obs_keep: Optional[tuple[int, ...]], obs_bo: jax.Array) -> jax.Array:
+    """The normalised observation entries a prior reads: [B, O] raw -> [B, len(obs_keep) or O].
+
+    Statistics cover the whole observation; entries outside ``obs_keep`` (e.g. the goal's one-hots
+    under the language protocol, where the goal reaches the prior through its instruction alone)
+    are dropped after normalising, and no gradient flows into the observation."""
+    x = obs_norm.normalize(obs_bo)
+    if obs_keep is not None:
+        x = x[:, jnp.asarray(obs_keep, jnp.int32)]
+    return jax.lax.stop_gradient(x)
+
+
 def negative_log_likelihood(dist: Distribution, action: jax.Array) -> jax.Array:
     """-log p(a): action [B] int (categorical) or [B, A] float (gaussian) -> [B]."""
     return -dist.log_prob(action)
@@ -206,9 +229,15 @@ class LLMPrior:
     """Which LLM weights this prior runs on, e.g. "smollm2-135m", "random:smollm2-135m", a path."""
     instructions: tuple[str, ...] = ()
     """The instruction texts (for the record); same order as instruction_token_ids."""
+    obs_keep: Optional[tuple[int, ...]] = None
+    """Observation entries the projection reads (None: all). The language protocol leaves the
+    goal's features out, so the goal reaches the prior through the instruction alone."""
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    """How an instruction becomes the prefix text (``with_instructions`` re-tokenizes with it)."""
 
     def __post_init__(self):
         _check_head(self.head, self.action_dim)
+        object.__setattr__(self, "obs_keep", check_obs_keep(self.obs_keep, self.obs_dim))
         if not self.instruction_token_ids:
             raise ValueError("LLMPrior needs at least one instruction in its bank")
         for i, ids in enumerate(self.instruction_token_ids):
@@ -254,7 +283,20 @@ class LLMPrior:
         token_ids = tuple(tuple(int(t) for t in tokenizer.encode(prompt_template.format(instruction=g)))
                           for g in texts)
         return cls(llm_config=llm_config, instruction_token_ids=token_ids, obs_dim=int(obs_dim),
-                   head=head, action_dim=int(action_dim), instructions=texts, **kwargs)
+                   head=head, action_dim=int(action_dim), instructions=texts,
+                   prompt_template=prompt_template, **kwargs)
+
+    def with_instructions(self, tokenizer: Any, instructions: Sequence[str],
+                          prior_params: PriorParams) -> tuple["LLMPrior", PriorParams]:
+        """The same prior (trained weights unchanged) over another instruction bank, e.g. phrasings
+        or goals it never saw: the bank is re-tokenized and its prefix caches rebuilt."""
+        texts = tuple(str(g) for g in instructions)
+        ids = tuple(tuple(int(t) for t in tokenizer.encode(self.prompt_template.format(instruction=g)))
+                    for g in texts)
+        prior = dataclasses.replace(self, instruction_token_ids=ids, instructions=texts)
+        llm = self.llm_weights(prior_params) if self.lora_rank else prior_params.frozen["llm"]
+        cache = _prefill(prior.llm_config, llm, *map(jnp.asarray, prior.padded_instruction_ids("right")))
+        return prior, prior_params.replace(frozen={**prior_params.frozen, "prefix_cache": cache})
 
     # --- static properties
 
@@ -266,6 +308,11 @@ class LLMPrior:
     def num_instructions(self) -> int:
         return len(self.instruction_token_ids)
 
+    @property
+    def input_dim(self) -> int:
+        """Width of the observation the projection reads (``len(obs_keep)`` or ``obs_dim``)."""
+        return self.obs_dim if self.obs_keep is None else len(self.obs_keep)
+
     def describe(self) -> dict[str, Any]:
         """JSON-able summary, stored next to checkpoints and in experiment outputs."""
         return {
@@ -275,6 +322,7 @@ class LLMPrior:
             "proj_hidden": self.proj_hidden, "lora_rank": self.lora_rank,
             "lora_alpha": self.lora_alpha if self.lora_rank else None,
             "num_instructions": self.num_instructions,
+            "obs_keep": None if self.obs_keep is None else list(self.obs_keep),
         }
 
     # --- parameters
@@ -336,7 +384,7 @@ class LLMPrior:
         k_proj_hidden, k_proj_out, k_head, k_q, k_v = jax.random.split(key, 5)
         trainable = {
             "proj": [
-                _dense_init(k_proj_hidden, self.obs_dim, self.proj_hidden),
+                _dense_init(k_proj_hidden, self.input_dim, self.proj_hidden),
                 _dense_init(k_proj_out, self.proj_hidden, self.num_soft_tokens * self.d_model),
             ],
             "head": init_head(k_head, self.d_model, self.head, self.action_dim),
@@ -376,8 +424,7 @@ class LLMPrior:
         """E_phi: raw obs [B, O] -> soft tokens [B, k, D] (float32)."""
         chex.assert_rank(obs_bo, 2)
         chex.assert_axis_dimension(obs_bo, 1, self.obs_dim)
-        x = prior_params.obs_norm.normalize(obs_bo)
-        x = jax.lax.stop_gradient(x)
+        x = prior_input(prior_params.obs_norm, self.obs_keep, obs_bo)
         scale = jax.lax.stop_gradient(prior_params.frozen["soft_token_scale"])
         out = scale * _mlp(prior_params.trainable["proj"], x)
         return out.reshape(obs_bo.shape[0], self.num_soft_tokens, self.d_model)
@@ -478,7 +525,20 @@ def _prefill(config: LlamaConfig, llm_params: Params, ids_gt: jax.Array,
 
 @dataclasses.dataclass(frozen=True)
 class MLPPrior:
-    """The no-LLM ablation: [normalised obs ; instruction-id embedding] -> MLP -> the same heads."""
+    """The no-LLM ablation: [normalised obs ; instruction features] -> MLP -> the same heads.
+
+    The instruction enters in one of two ways:
+
+    * by id (default): a learned embedding row per instruction of the bank. It cannot take an
+      instruction it never saw.
+    * as text (``instruction_token_ids`` given, see ``from_instructions(..., tokenizer=...)``):
+      the instruction's tokens (the LLM's tokenizer) through a small encoder trained from scratch:
+      token and position embeddings, one single-head self-attention block with a ReLU MLP (both
+      residual, parameter-free layer norms), mean-pooled over the tokens. Token embeddings start
+      at zero, so a token never seen in training adds nothing but its position. This is the fair
+      no-LLM prior of the language protocol: it reads any instruction, and differs from the LLM
+      priors only in what it knew before the demonstrations (nothing).
+    """
 
     obs_dim: int
     """Width O of the raw observation."""
@@ -491,11 +551,19 @@ class MLPPrior:
     hidden: tuple[int, ...] = (256, 256)
     """Hidden widths of the MLP (ReLU)."""
     instruction_embed_dim: int = 32
-    """Width of the learned instruction-id embedding."""
+    """Width of the learned instruction-id embedding (id input) or of the text encoder (text input)."""
     backbone: str = "mlp"
     """Recorded in outputs in place of an LLM name."""
     instructions: tuple[str, ...] = ()
-    """The instruction texts (for the record only; the MLP sees ids)."""
+    """The instruction texts (for the record; the id input sees ids)."""
+    obs_keep: Optional[tuple[int, ...]] = None
+    """Observation entries the MLP reads (None: all); see ``LLMPrior.obs_keep``."""
+    instruction_token_ids: Optional[tuple[tuple[int, ...], ...]] = None
+    """The tokens of every instruction of the bank (text input); None reads instruction ids."""
+    vocab_size: int = 0
+    """Rows of the token embedding (text input): the tokenizer's vocabulary size."""
+    max_tokens: int = 128
+    """Longest instruction the text encoder takes (rows of its position embedding)."""
 
     def __post_init__(self):
         _check_head(self.head, self.action_dim)
@@ -503,40 +571,93 @@ class MLPPrior:
             raise ValueError(f"obs_dim and num_instructions must be >= 1, got {self.obs_dim}, "
                              f"{self.num_instructions}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "obs_keep", check_obs_keep(self.obs_keep, self.obs_dim))
+        if self.instruction_token_ids is not None:
+            ids = tuple(tuple(int(t) for t in seq) for seq in self.instruction_token_ids)
+            object.__setattr__(self, "instruction_token_ids", ids)
+            if len(ids) != self.num_instructions:
+                raise ValueError(f"{len(ids)} token sequences for a bank of {self.num_instructions} instructions")
+            if self.vocab_size < 1:
+                raise ValueError(f"vocab_size must be >= 1 for a text input, got {self.vocab_size}")
+            for i, seq in enumerate(ids):
+                if not seq or len(seq) > self.max_tokens:
+                    raise ValueError(f"instruction {i} has {len(seq)} tokens; the text encoder takes 1 to "
+                                     f"max_tokens={self.max_tokens}")
+                bad = [t for t in seq if not 0 <= t < self.vocab_size]
+                if bad:
+                    raise ValueError(f"instruction {i} has token ids {bad[:5]} outside [0, {self.vocab_size})")
 
     @classmethod
     def from_instructions(cls, instructions: Sequence[str], obs_dim: int, action_space: Any = None,
                           *, head: Optional[str] = None, action_dim: Optional[int] = None,
-                          **kwargs) -> "MLPPrior":
-        """Mirror of ``LLMPrior.from_instructions`` (no tokenizer needed)."""
+                          tokenizer: Any = None, **kwargs) -> "MLPPrior":
+        """Mirror of ``LLMPrior.from_instructions``. With a ``tokenizer`` (``encode(text) -> ids``
+        and ``vocab_size``) the MLP reads the instructions as text; without, by id."""
         if action_space is not None:
             head, action_dim = head_for_action_space(action_space)
         if head is None or action_dim is None:
             raise ValueError("give either action_space or both head and action_dim")
         texts = tuple(str(g) for g in instructions)
+        if tokenizer is not None:
+            kwargs = dict(kwargs, instruction_token_ids=_encode_texts(tokenizer, texts),
+                          vocab_size=_vocab_size(tokenizer))
         return cls(obs_dim=int(obs_dim), head=head, action_dim=int(action_dim),
                    num_instructions=len(texts), instructions=texts, **kwargs)
+
+    def with_instructions(self, tokenizer: Any, instructions: Sequence[str],
+                          prior_params: PriorParams) -> tuple["MLPPrior", PriorParams]:
+        """The same text prior over another instruction bank (params unchanged). An id-input MLP
+        cannot: its embedding has no row for an instruction it never saw."""
+        if not self.reads_text:
+            raise ValueError("this MLP prior reads instruction ids and cannot take other instructions; "
+                             "build it with a tokenizer (text input) to evaluate it on new phrasings or goals")
+        texts = tuple(str(g) for g in instructions)
+        return dataclasses.replace(self, instruction_token_ids=_encode_texts(tokenizer, texts),
+                                   num_instructions=len(texts), instructions=texts), prior_params
+
+    @property
+    def reads_text(self) -> bool:
+        return self.instruction_token_ids is not None
+
+    @property
+    def input_dim(self) -> int:
+        return self.obs_dim if self.obs_keep is None else len(self.obs_keep)
 
     @property
     def d_model(self) -> int:
         """Width of the latent fed to the head (the last hidden layer)."""
-        return self.hidden[-1] if self.hidden else self.obs_dim + self.instruction_embed_dim
+        return self.hidden[-1] if self.hidden else self.input_dim + self.instruction_embed_dim
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "mlp", "backbone": self.backbone, "d_model": self.d_model,
             "obs_dim": self.obs_dim, "head": self.head, "action_dim": self.action_dim,
             "hidden": list(self.hidden), "instruction_embed_dim": self.instruction_embed_dim,
-            "num_instructions": self.num_instructions,
+            # a text prior's size does not depend on its bank
+            "num_instructions": None if self.reads_text else self.num_instructions,
+            "obs_keep": None if self.obs_keep is None else list(self.obs_keep),
+            "text_input": {"vocab_size": self.vocab_size, "max_tokens": self.max_tokens} if self.reads_text else None,
         }
 
     def init_trainable(self, key: jax.Array) -> Params:
-        """Fresh instruction embedding, MLP and action head."""
+        """Fresh instruction input (id embedding or text encoder), MLP and action head."""
         keys = jax.random.split(key, len(self.hidden) + 2)
-        widths = (self.obs_dim + self.instruction_embed_dim,) + self.hidden
+        e = self.instruction_embed_dim
+        widths = (self.input_dim + e,) + self.hidden
+        if self.reads_text:
+            kt = jax.random.split(keys[0], 7)
+            instruction = {"text": {
+                "token_embed": jnp.zeros((self.vocab_size, e), jnp.float32),
+                "pos_embed": 0.02 * jax.random.normal(kt[0], (self.max_tokens, e), jnp.float32),
+                "q": _dense_init(kt[1], e, e), "k": _dense_init(kt[2], e, e), "v": _dense_init(kt[3], e, e),
+                "o": _dense_init(kt[4], e, e, scale=0.5),
+                "mlp": [_dense_init(kt[5], e, 2 * e), _dense_init(kt[6], 2 * e, e, scale=0.5)],
+            }}
+        else:
+            instruction = {"instruction_embed": jax.random.normal(
+                keys[0], (self.num_instructions, e), jnp.float32)}
         return {
-            "instruction_embed": jax.random.normal(
-                keys[0], (self.num_instructions, self.instruction_embed_dim), jnp.float32),
+            **instruction,
             "mlp": [_dense_init(keys[i + 1], widths[i], widths[i + 1]) for i in range(len(self.hidden))],
             "head": init_head(keys[-1], widths[-1], self.head, self.action_dim),
         }
@@ -547,14 +668,46 @@ class MLPPrior:
         frozen = {"obs_norm": obs_norm if obs_norm is not None else identity_obs_norm(self.obs_dim)}
         return PriorParams(trainable=trainable, frozen=frozen)
 
+    def padded_tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bank's tokens [G, T] int32 and mask [G, T] bool, right-padded (text input)."""
+        g, t = self.num_instructions, max(len(x) for x in self.instruction_token_ids)
+        ids, mask = np.zeros((g, t), np.int32), np.zeros((g, t), bool)
+        for i, seq in enumerate(self.instruction_token_ids):
+            ids[i, : len(seq)], mask[i, : len(seq)] = seq, True
+        return ids, mask
+
+    def encode_text(self, text_params: Params, ids_bt: jax.Array, mask_bt: jax.Array) -> jax.Array:
+        """The text encoder: tokens [B, T] (mask [B, T]) -> instruction features [B, E]."""
+        def norm(x):
+            return (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5)
+
+        t = ids_bt.shape[1]
+        x_bte = text_params["token_embed"][ids_bt] + text_params["pos_embed"][:t][None]
+        h = norm(x_bte)
+        q, k, v = (_dense(text_params[n], h) for n in ("q", "k", "v"))
+        logits = jnp.einsum("bqe,bke->bqk", q, k) / math.sqrt(q.shape[-1])
+        logits = jnp.where(mask_bt[:, None, :], logits, -1e9)
+        x_bte = x_bte + _dense(text_params["o"], jnp.einsum("bqk,bke->bqe", jax.nn.softmax(logits, -1), v))
+        x_bte = x_bte + _mlp(text_params["mlp"], norm(x_bte))
+        m = mask_bt[..., None].astype(jnp.float32)
+        return (x_bte * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+
+    def instruction_features(self, trainable: Params, instruction_id_b: jax.Array) -> jax.Array:
+        """[B, E]: the id embedding's rows, or the text encoder over each row's instruction."""
+        iid = instruction_id_b.astype(jnp.int32)
+        if not self.reads_text:
+            return trainable["instruction_embed"][iid]
+        ids_gt, mask_gt = self.padded_tokens()
+        return self.encode_text(trainable["text"], jnp.asarray(ids_gt)[iid], jnp.asarray(mask_gt)[iid])
+
     def latent(self, prior_params: PriorParams, obs_bo: jax.Array,
                instruction_id_b: jax.Array) -> jax.Array:
         """Last hidden layer [B, hidden[-1]]."""
         chex.assert_rank(obs_bo, 2)
         chex.assert_axis_dimension(obs_bo, 1, self.obs_dim)
         chex.assert_shape(instruction_id_b, (obs_bo.shape[0],))
-        x = jax.lax.stop_gradient(prior_params.obs_norm.normalize(obs_bo))
-        emb = prior_params.trainable["instruction_embed"][instruction_id_b.astype(jnp.int32)]
+        x = prior_input(prior_params.obs_norm, self.obs_keep, obs_bo)
+        emb = self.instruction_features(prior_params.trainable, instruction_id_b)
         h = jnp.concatenate([x, emb], axis=-1)
         for layer in prior_params.trainable["mlp"]:
             h = jax.nn.relu(_dense(layer, h))
@@ -571,6 +724,26 @@ class MLPPrior:
     def refresh_prefix_cache(self, prior_params: PriorParams) -> PriorParams:
         """No cache to refresh."""
         return prior_params
+
+
+def _encode_texts(tokenizer: Any, texts: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(t) for t in tokenizer.encode(g)) for g in texts)
+
+
+def _vocab_size(tokenizer: Any) -> int:
+    n = getattr(tokenizer, "vocab_size", None)
+    if n is None and hasattr(tokenizer, "get_vocab_size"):
+        n = tokenizer.get_vocab_size()
+    if not n:
+        raise ValueError(f"the tokenizer {type(tokenizer).__name__} does not tell its vocabulary size")
+    return int(n)
+
+
+def with_instructions(prior: Any, prior_params: PriorParams, tokenizer: Any,
+                      instructions: Sequence[str]) -> tuple[Any, PriorParams]:
+    """A distilled prior over another instruction bank (new phrasings, unseen goals, your own
+    words), its trained weights unchanged: ``prior.with_instructions``."""
+    return prior.with_instructions(tokenizer, instructions, prior_params)
 
 
 DistillablePrior = Union[LLMPrior, MLPPrior]
