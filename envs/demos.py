@@ -253,6 +253,13 @@ def validate_demos(demos: Demos, where: str = "demos") -> None:
         raise ValueError(f"{where}: episode lengths sum to {int(demos.episode_length.sum())}, but there are {n} steps")
     if n and (demos.instruction_id.min() < 0 or demos.instruction_id.max() >= len(demos.instructions)):
         raise ValueError(f"{where}: 'instruction_id' out of range [0, {len(demos.instructions)})")
+    for name in ("reward", "episode_return"):
+        if not np.isfinite(arrays[name]).all():
+            raise ValueError(f"{where}: '{name}' holds non-finite values")
+    for name in ("success", "episode_success", "done", "terminated"):
+        bad = arrays[name][(arrays[name] != 0) & (arrays[name] != 1)]
+        if bad.size:
+            raise ValueError(f"{where}: '{name}' must hold 0 or 1, found {bad[0]!r}")
 
 
 def _check_array(where, name, arr, dtype, ndim):
@@ -303,8 +310,18 @@ def save_demonstrations(path: str | os.PathLike, demos: Demos) -> str:
     )
     arrays = {name: getattr(demos, name) for name in (*_STEP_ARRAYS, *_EPISODE_ARRAYS, "action")}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez(f, meta_json=np.array(json.dumps(meta)), **arrays)
+    # Written beside the target and renamed: a full disk or a kill mid-write leaves the old file
+    # (or none), never a broken one under the final name.
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, meta_json=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 

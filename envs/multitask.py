@@ -73,6 +73,10 @@ class TaskView(Wrapper):
     def instructions(self) -> Sequence[str]:
         return self._instructions
 
+    @property
+    def goal_features(self) -> tuple[int, ...]:
+        return _goal_features(self.env, self.num_tasks if self.task_one_hot else 0)
+
 
 class MultiTaskEnv(Env):
     """``envs_per_task`` copies of each of several tasks in one pre-batched env.

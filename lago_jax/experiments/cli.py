@@ -227,7 +227,14 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
             raise ValueError(f"--steps {args.total_steps} and --updates {args.num_updates} both set the run's "
                              "length; give one of them")
         if args.total_steps is not None:
-            kw["num_updates"] = max(1, args.total_steps // (args.num_envs * args.num_steps))
+            for flag, v in (("--envs", args.num_envs), ("--rollout", args.num_steps)):
+                if v < 1:
+                    raise ValueError(f"{flag} must be >= 1, got {v}")
+            per_update = args.num_envs * args.num_steps
+            if args.total_steps < per_update:
+                raise ValueError(f"--steps {args.total_steps} is less than one update ({args.num_envs} envs x "
+                                 f"{args.num_steps} steps = {per_update} env steps)")
+            kw["num_updates"] = args.total_steps // per_update
         elif args.num_updates is not None:
             kw["num_updates"] = args.num_updates
         else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping
 
 VARIANTS = ("ppo", "ppo_mlp_prior", "lago_random_llm", "lago")
@@ -11,6 +12,8 @@ VARIANTS = ("ppo", "ppo_mlp_prior", "lago_random_llm", "lago")
 VARIANT_PRIOR = {"ppo": None, "ppo_mlp_prior": "mlp", "lago_random_llm": "llm_random", "lago": "llm"}
 PRIOR_KINDS = ("mlp", "llm_random", "llm")
 PROTOCOLS = ("standard", "language")
+MAX_EPISODE_LENGTH = 100_000
+"""Longest episode limit accepted: greedy evaluation runs every episode to its limit."""
 VARIANT_LABEL = {
     "ppo": "PPO (vanilla)",
     "ppo_mlp_prior": "PPO + MLP prior",
@@ -155,8 +158,24 @@ class ExperimentConfig:
         if dup:
             raise ValueError(f"seeds {list(self.seeds)} repeat {dup}: each seed is one independent run, "
                              "and a repeated seed would be counted twice in the intervals")
+        bad_seeds = [s for s in self.seeds if not 0 <= int(s) < 2**32]
+        if bad_seeds:
+            raise ValueError(f"seeds {bad_seeds} are outside [0, 2**32): JAX keys wrap there, so such a seed "
+                             "would repeat another run")
         if not self.tasks:
             raise ValueError("tasks must hold at least one task")
+        dup_tasks = sorted({t for t in self.tasks if list(self.tasks).count(t) > 1})
+        if dup_tasks:
+            raise ValueError(f"tasks {list(self.tasks)} repeat {dup_tasks}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{f.name} must be a finite number, got {v}")
+        for name in ("episode_length", "demo_episode_length"):
+            v = getattr(self, name)
+            if v is not None and not 1 <= v <= MAX_EPISODE_LENGTH:
+                raise ValueError(f"{name} must be in [1, {MAX_EPISODE_LENGTH:,}], got {v} (CLEVR-Robot's episodes "
+                                 "last 50 pushes, Meta-World's 500 steps)")
         for name in ("num_envs", "num_steps", "num_updates", "demo_episodes", "distill_steps", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

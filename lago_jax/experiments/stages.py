@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 from lago_jax.experiments.config import VARIANT_PRIOR, ExperimentConfig, Suite
@@ -117,9 +118,16 @@ def demos_stage(cfg: ExperimentConfig, suite: Suite, task: str, env, name: str |
 
     path = os.path.join(cfg.out_dir, "demos", f"{name or task}.npz")
     if _exists(path):
-        demos = load_demonstrations(path)
-        log(f"{name or task}: demonstrations loaded from {path} ({demos.num_episodes} episodes)")
-        return demos
+        try:
+            demos = load_demonstrations(path)
+            log(f"{name or task}: demonstrations loaded from {path} ({demos.num_episodes} episodes)")
+            return demos
+        except ValueError as err:  # a damaged file (e.g. from an older, non-atomic write): collect again
+            if jax.process_count() > 1:
+                raise
+            aside = f"{path}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+            os.replace(path, aside)
+            warnings.warn(f"{err}; set aside as {aside}, collecting the demonstrations again")
     demos = (_collect_and_save(cfg, suite, task, env, path, episodes or cfg.demo_episodes, key_seed)
              if parallel.is_main_process() else None)
     parallel.barrier(f"lago_jax.experiments: demonstrations of {task} saved")

@@ -1,0 +1,95 @@
+"""Bad input and interrupted writes at the pipeline's edges: each case fails before its fix.
+
+Demonstrations are written atomically and a damaged file is set aside and collected again;
+seeds that would wrap, non-finite settings, repeated tasks, unbounded episode limits, zero envs
+and budgets below one update are refused by name; demonstrations with impossible values are
+refused.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from envs import demos as demos_lib
+from envs.point_mass import PointMass
+from lago_jax.experiments import pipeline
+from lago_jax.experiments.pipeline import ExperimentConfig
+from test_demos import greedy_policy
+from test_experiments import point_mass_suite
+
+
+@pytest.fixture(scope="module")
+def small_demos():
+    return demos_lib.collect_demonstrations(PointMass(discrete=True, episode_length=20), greedy_policy, 4,
+                                            jax.random.key(0), batch_size=4)
+
+
+def test_an_interrupted_demonstrations_write_leaves_no_broken_file(small_demos, tmp_path, monkeypatch):
+    path = str(tmp_path / "d.npz")
+    demos_lib.save_demonstrations(path, small_demos)
+    before = open(path, "rb").read()
+
+    def dies_midway(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(demos_lib.np, "savez", dies_midway)
+    with pytest.raises(OSError, match="No space"):
+        demos_lib.save_demonstrations(path, small_demos)
+    assert open(path, "rb").read() == before  # the old file is intact
+    assert os.listdir(tmp_path) == ["d.npz"]  # and nothing half-written is left beside it
+
+
+def test_a_broken_demonstrations_file_is_set_aside_and_collected_again(tmp_path):
+    cfg = ExperimentConfig(tasks=("reach",), out_dir=str(tmp_path), demo_episodes=4, demo_batch=4, progress=False)
+    suite = point_mass_suite()
+    path = tmp_path / "demos" / "reach.npz"
+    path.parent.mkdir()
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        demos = pipeline.demos_stage(cfg, suite, "reach", suite.make_env("reach"))
+    assert demos.num_episodes == 4 and demos_lib.load_demonstrations(str(path)).num_episodes == 4
+    assert any("set aside" in str(w.message) for w in caught)
+    assert [n for n in os.listdir(path.parent) if n.startswith("reach.npz.broken-")]
+
+
+@pytest.mark.parametrize("field,value", [("reward", np.nan), ("success", 2.0), ("episode_success", 2.0),
+                                         ("episode_return", np.inf)])
+def test_demonstrations_with_impossible_values_are_refused(small_demos, field, value):
+    arr = getattr(small_demos, field).copy()
+    arr[0] = value
+    with pytest.raises(ValueError, match=field):
+        demos_lib.validate_demos(dataclasses.replace(small_demos, **{field: arr}))
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(seeds=(0, 2**32)), "outside \\[0, 2\\*\\*32\\)"),
+    (dict(seeds=(-1,)), "outside"),
+    (dict(beta=float("nan")), "beta must be a finite"),
+    (dict(lr=float("inf")), "lr must be a finite"),
+    (dict(tasks=("reach", "reach")), "repeat"),
+    (dict(episode_length=10**9), "episode_length must be in"),
+    (dict(protocol="words"), "protocol must be one of"),
+])
+def test_bad_settings_are_refused_by_name(changes, match):
+    with pytest.raises(ValueError, match=match):
+        ExperimentConfig(**{**dict(tasks=("reach",), out_dir="x"), **changes})
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--steps", "100", "--envs", "0"], "--envs must be >= 1"),
+    (["--steps", "10", "--envs", "4", "--rollout", "8"], "less than one update"),
+    (["--seeds", "0", "4294967296"], "outside"),
+    (["--beta", "nan"], "beta must be a finite"),
+    (["--instruction", "hi"], "go with --eval-prior"),
+])
+def test_cli_refuses_in_one_line(argv, match, capsys, tmp_path):
+    rc = pipeline.main(point_mass_suite, ("reach",), {}, ["--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and match.replace("\\", "") in err, err
+    assert "Traceback" not in err
