@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from lago_jax.experiments.config import PROTOCOLS, VARIANTS, ExperimentConfig, Suite
+from lago_jax.experiments.config import DTYPES, PROTOCOLS, VARIANTS, ExperimentConfig, Suite
 
 MULTIPROCESS_FLAGS = (("coordinator", "--coordinator"), ("num_processes", "--num-processes"),
                       ("process_id", "--process-id"))
@@ -134,6 +134,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--kl-target", dest="kl_target", type=float, default=d["kl_target"])
     p.add_argument("--kl-direction", dest="kl_direction", default=d["kl_direction"], choices=["reverse", "forward"])
     p.add_argument("--llm", default=d["llm"], help="'smollm2-135m', a local HF directory or .gguf file")
+    p.add_argument("--dtype", default=d["dtype"], choices=list(DTYPES),
+                   help="the backbones' dtype (float32 on CPUs; bfloat16 on accelerators)")
     p.add_argument("--random-llm", dest="random_llm", default=d["random_llm"], help="random backbone spec, e.g. random:smollm2-135m")
     p.add_argument("--demo-episodes", dest="demo_episodes", type=int, default=d["demo_episodes"])
     p.add_argument("--distill-steps", dest="distill_steps", type=int, default=d["distill_steps"])

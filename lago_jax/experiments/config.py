@@ -12,6 +12,7 @@ VARIANTS = ("ppo", "ppo_mlp_prior", "lago_random_llm", "lago")
 VARIANT_PRIOR = {"ppo": None, "ppo_mlp_prior": "mlp", "lago_random_llm": "llm_random", "lago": "llm"}
 PRIOR_KINDS = ("mlp", "llm_random", "llm")
 PROTOCOLS = ("standard", "language")
+DTYPES = ("float32", "bfloat16")
 MAX_EPISODE_LENGTH = 100_000
 """Longest episode limit accepted: greedy evaluation runs every episode to its limit."""
 VARIANT_LABEL = {
@@ -113,6 +114,9 @@ class ExperimentConfig:
     distill_eval_every: int = 25
     llm: str = "smollm2-135m"
     """The pretrained backbone: "smollm2-135m", a local HF directory or a .gguf file."""
+    dtype: str = "float32"
+    """The backbones' parameter and compute dtype: "float32" (the CPU default: bfloat16 is slower on
+    CPUs) or "bfloat16" (what accelerators run). The projection, head and PPO stay float32."""
     random_llm: str | None = None
     """Random-init backbone of the same shape; default ``random:<preset>`` matching ``llm``."""
     num_soft_tokens: int = 1
@@ -181,6 +185,8 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta < 0:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("split_demo_episodes", "prior_eval_episodes"):

@@ -180,20 +180,21 @@ def _collect_and_save(cfg: ExperimentConfig, suite: Suite, task: str, env, path:
 # ----------------------------------------------------------------------------- stage 2: priors
 
 
-_LLM_CACHE: dict[str, Any] = {}
+_LLM_CACHE: dict[tuple[str, str], Any] = {}
 CONVERTED_CACHE_DIR = os.environ.get(
     "LAGO_JAX_CONVERTED_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lago_jax", "converted"))
 """Converted LLM weights are stored here with Orbax, so later starts skip GGUF/safetensors conversion."""
 
 
-def load_backbone(spec: str):
-    """(config, params, tokenizer) of a backbone spec; cached per process.
+def load_backbone(spec: str, dtype: str = "float32"):
+    """(config, params, tokenizer) of a backbone spec in ``dtype`` ("float32" or "bfloat16");
+    cached per process.
 
     With several processes each converts the weights itself and the converted-weights cache is
     not used: it is written and read with Orbax, whose saves and restores wait for every process,
     and it lives in each host's home directory.
     """
-    if spec not in _LLM_CACHE:
+    if (spec, dtype) not in _LLM_CACHE:
         import jax
 
         from lago_jax.llm import load_pretrained
@@ -201,11 +202,11 @@ def load_backbone(spec: str):
 
         check_source(spec)
         cache_dir = None if spec.startswith("random:") or jax.process_count() > 1 else CONVERTED_CACHE_DIR
-        config, params, tokenizer = load_pretrained(spec, cache_dir=cache_dir)
+        config, params, tokenizer = load_pretrained(spec, dtype=dtype, cache_dir=cache_dir)
         if tokenizer is None:
             raise ValueError(f"backbone {spec} has no tokenizer files; the prior needs one to encode instructions")
-        _LLM_CACHE[spec] = (config, params, tokenizer)
-    return _LLM_CACHE[spec]
+        _LLM_CACHE[(spec, dtype)] = (config, params, tokenizer)
+    return _LLM_CACHE[(spec, dtype)]
 
 
 def _other_seed(random_spec: str) -> str:
@@ -227,18 +228,18 @@ def build_prior(cfg: ExperimentConfig, kind: str, env) -> tuple[Any, Any]:
     if kind == "mlp":
         # ... and the no-LLM prior reads the instruction's tokens (the LLM's tokenizer), so that it
         # takes instructions it never saw, like the LLM priors.
-        tokenizer = load_backbone(cfg.llm)[2] if language else None
+        tokenizer = load_backbone(cfg.llm, cfg.dtype)[2] if language else None
         prior = MLPPrior.from_instructions(env.instructions, env.observation_size, env.action_space,
                                            tokenizer=tokenizer, obs_keep=obs_keep)
         return prior, prior.init(key)
     if kind == "llm" or cfg.random_llm or cfg.llm.startswith("random:"):
         spec = cfg.llm if kind == "llm" else (cfg.random_llm or _other_seed(cfg.llm))
-        llm_config, llm_params, tokenizer = load_backbone(spec)
+        llm_config, llm_params, tokenizer = load_backbone(spec, cfg.dtype)
     else:
         # Random init with exactly the pretrained backbone's shape and tokenizer.
         from lago_jax.llm import init_params
 
-        llm_config, _, tokenizer = load_backbone(cfg.llm)
+        llm_config, _, tokenizer = load_backbone(cfg.llm, cfg.dtype)
         llm_params = init_params(llm_config, jax.random.key(0))
         spec = f"random:{cfg.llm}"
     prior = LLMPrior.from_instructions(
@@ -263,7 +264,7 @@ def prior_tokenizer(cfg: ExperimentConfig, kind: str):
     spec = cfg.random_llm if kind == "llm_random" and cfg.random_llm else cfg.llm
     if kind == "llm_random" and cfg.llm.startswith("random:") and not cfg.random_llm:
         spec = _other_seed(cfg.llm)
-    return load_backbone(spec)[2]
+    return load_backbone(spec, cfg.dtype)[2]
 
 
 def distill_stage(cfg: ExperimentConfig, task: str, kind: str, env, demos) -> tuple[Any, Any, dict]:
