@@ -269,3 +269,35 @@ def test_damaged_model_files_give_one_error_naming_the_file(tmp_path):
     import re
     with pytest.raises(ValueError, match=re.escape(str(model))):
         llm.load_pretrained(str(model))
+
+
+def test_sharded_model_in_hub_cache_layout_loads(gqa_model, tmp_path):
+    """The Hugging Face hub cache keeps each shard as a symlink into ../../blobs: loads, same weights."""
+    import hashlib
+    import shutil
+
+    plain = save_hf_model(gqa_model, str(tmp_path / "plain"), GQA_UNTIED_SHARDED)
+    assert os.path.exists(os.path.join(plain, "model.safetensors.index.json"))
+    repo = tmp_path / "hub" / "models--org--tiny"
+    snap, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    for name in os.listdir(plain):
+        data = open(os.path.join(plain, name), "rb").read()
+        blob = blobs / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        os.symlink(os.path.join("..", "..", "blobs", blob.name), snap / name)
+    shards = hf.safetensors_files(str(snap))
+    assert len(shards) > 1 and all(os.path.islink(s) for s in shards)
+    config_a, params_a, _ = llm.load_pretrained(plain)
+    config_b, params_b, _ = llm.load_pretrained(str(snap))
+    assert config_a == config_b
+    for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    shutil.rmtree(tmp_path / "hub")
+
+
+def test_config_json_that_is_not_json_is_named(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
+        hf.read_hf_config(str(tmp_path))

@@ -30,7 +30,10 @@ def read_hf_config(directory: str) -> dict[str, Any]:
         raise FileNotFoundError(f"no config.json in {directory!r} (expected a Hugging Face "
                                 "checkpoint directory with config.json and *.safetensors)")
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not valid JSON ({err})") from None
 
 
 def safetensors_files(directory: str) -> list[str]:
@@ -40,9 +43,11 @@ def safetensors_files(directory: str) -> list[str]:
         with open(index) as f:
             weight_map = json.load(f)["weight_map"]
         files = sorted(set(weight_map.values()))
-        root = os.path.realpath(directory)
+        # The names are checked, not where they resolve: the Hugging Face hub cache keeps every shard
+        # as a symlink into ../../blobs, and that layout is a user's usual local checkpoint.
+        root = os.path.abspath(directory)
         for name in files:
-            target = os.path.realpath(os.path.join(directory, name))
+            target = os.path.normpath(os.path.join(root, name))
             if os.path.isabs(name) or os.path.commonpath([root, target]) != root:
                 raise ValueError(f"{index} lists shard {name!r}, which lies outside the model directory "
                                  f"{directory!r}; shard names must be files inside it")
