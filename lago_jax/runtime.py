@@ -45,12 +45,22 @@ def set_xla_flags(extra: tuple[str, ...] = ()) -> None:
     os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
-def enable_compilation_cache(cache_dir: str | None = None) -> str:
-    """Turn on JAX's persistent compilation cache (imports jax). Returns the directory."""
+def enable_compilation_cache(cache_dir: str | None = None) -> str | None:
+    """Turn on JAX's persistent compilation cache (imports jax). Returns the directory, or None
+    (with a warning naming it) when it cannot be created or written: runs then compile afresh."""
     import jax
 
     cache_dir = cache_dir or os.environ.get("LAGO_JAX_CACHE_DIR", DEFAULT_CACHE_DIR)
-    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        if not os.access(cache_dir, os.W_OK | os.X_OK):
+            raise PermissionError(f"not writable")
+    except (OSError, ValueError) as err:
+        import warnings
+
+        warnings.warn(f"JAX's compilation cache is off: cannot use {cache_dir!r} ({err}); set LAGO_JAX_CACHE_DIR "
+                      "to a writable folder to keep compiled programs between runs")
+        return None
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -93,3 +93,37 @@ def test_cli_refuses_in_one_line(argv, match, capsys, tmp_path):
     err = capsys.readouterr().err
     assert rc == 2 and match.replace("\\", "") in err, err
     assert "Traceback" not in err
+
+
+def test_a_second_run_on_the_same_out_is_refused_naming_the_holder(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"f = open({str(tmp_path / '.lock')!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+        "f.write(f'process {os.getpid()} on testhost'); f.flush(); print('held', flush=True); time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cfg = ExperimentConfig(tasks=("reach",), out_dir=str(tmp_path), progress=False)
+        with pytest.raises(ValueError, match=f"in use by process {holder.pid} on testhost"):
+            pipeline.run_pipeline(cfg, point_mass_suite())
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_out_dir_that_is_not_utf8_is_refused():
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        ExperimentConfig(tasks=("reach",), out_dir="runs/\udcff")
+
+
+def test_an_unwritable_compilation_cache_warns_instead_of_failing(tmp_path):
+    from lago_jax import runtime
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match="compilation cache is off"):
+        assert runtime.enable_compilation_cache(str(blocker / "cache")) is None

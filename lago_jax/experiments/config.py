@@ -162,6 +162,11 @@ class ExperimentConfig:
         if dup:
             raise ValueError(f"seeds {list(self.seeds)} repeat {dup}: each seed is one independent run, "
                              "and a repeated seed would be counted twice in the intervals")
+        try:
+            self.out_dir.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"out_dir {self.out_dir!r} is not valid UTF-8; choose a path the logs and "
+                             "checkpoints can name") from None
         bad_seeds = [s for s in self.seeds if not 0 <= int(s) < 2**32]
         if bad_seeds:
             raise ValueError(f"seeds {bad_seeds} are outside [0, 2**32): JAX keys wrap there, so such a seed "

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 from lago_jax.experiments.config import (PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRIOR, VARIANTS,  # noqa: F401
                                          ExperimentConfig, Suite)
@@ -72,6 +73,8 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     if cfg.protocol == "language" and suite.language_splits is None:
         raise ValueError(f"the {suite.name} suite has no language protocol; --protocol must be 'standard'")
     os.makedirs(cfg.out_dir, exist_ok=True)
+    if parallel.is_main_process():
+        _lock_out_dir(cfg.out_dir)
     saved_cfg = os.path.join(cfg.out_dir, "experiment.json")
     if os.path.exists(saved_cfg):
         old = _read_json(saved_cfg)
@@ -134,6 +137,33 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
                                    ("results.md", "results.json", "learning_curves.png"))
     parallel.barrier("lago_jax.experiments: results written")
     return {"rows": all_rows, "table": md_path, "json": json_path, "plot": png}
+
+
+_LOCKS: dict[str, Any] = {}
+
+
+def _lock_out_dir(out_dir: str) -> None:
+    """One run per output directory: an exclusive lock on ``<out>/.lock`` held for the process's
+    life (released by the OS if it dies); a second run on the same directory is refused naming the
+    process that holds it."""
+    import fcntl
+
+    path = os.path.join(os.path.abspath(out_dir), ".lock")
+    if path in _LOCKS:
+        return
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise ValueError(f"{out_dir} is in use by {holder}; wait for it, stop it, or use another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"process {os.getpid()} on {os.uname().nodename}")
+    f.flush()
+    _LOCKS[path] = f
 
 
 def _check_multiprocess(cfg: ExperimentConfig) -> None:
