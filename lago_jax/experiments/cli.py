@@ -115,7 +115,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
                    help=f"task name(s) (default: {' '.join(default_tasks)})")
     p.add_argument("--out", default=os.path.join("outputs", suite_name), help="output directory (resumed if it exists)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(d["seeds"]))
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                   help="PPO arms to train; given with no names, none (the priors alone)")
     p.add_argument("--envs", dest="num_envs", type=int, default=d["num_envs"], help="parallel envs per PPO run")
     p.add_argument("--rollout", dest="num_steps", type=int, default=d["num_steps"], help="rollout length per update")
     p.add_argument("--updates", dest="num_updates", type=int, default=None,

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lago_jax.experiments.config import PRIOR_KINDS, VARIANT_PRIOR, ExperimentConfig, Suite
+from lago_jax.experiments.config import PRIOR_KINDS, ExperimentConfig, Suite
 from lago_jax.experiments.stages import (_exists, _read_json, _write_json_main, demos_stage, distill_stage,
                                          log, make_task_env, prior_tokenizer)
 
@@ -143,13 +143,16 @@ def run_language_task(cfg: ExperimentConfig, suite: Suite, task: str) -> tuple[d
     demos = demos_stage(cfg, suite, task, envs[names[0]])
     split_demos = {n: demos_stage(cfg, suite, task, envs[n], name=f"{task}.{n}", episodes=cfg.split_demo_episodes,
                                   key_seed=777 + i) for i, n in enumerate(names)}
-    kinds_needed = [VARIANT_PRIOR[v] for v in cfg.variants if VARIANT_PRIOR[v] is not None]
-    kinds = [k for k in PRIOR_KINDS if k in kinds_needed or k in ("mlp", "llm")]
+    # The three priors are the protocol's question: every one is distilled and evaluated per split,
+    # whichever PPO arms run (none with --variants given no names: the priors alone).
+    kinds = list(PRIOR_KINDS)
     priors = {kind: distill_stage(cfg, task, kind, envs[names[0]], demos) for kind in kinds}
     split_results = evaluate_splits(cfg, task, envs, split_demos, priors)
     ppo_env = envs[rec["ppo_split"]]
     ppo_priors = {kind: (*rebank(cfg, kind, p, pp, ppo_env), info) for kind, (p, pp, info) in priors.items()}
     run_dirs = {}
+    if not cfg.variants:
+        return {}, ppo_priors, split_results, rec
     for variant in cfg.variants:
         for seed in cfg.seeds:
             run_dirs[(variant, seed)] = train_stage(cfg, task, variant, seed, ppo_env, ppo_priors)
