@@ -187,10 +187,11 @@ def test_cli_length_arithmetic_and_every_flag_is_a_setting(tmp_path):
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     # Every flag lands in ExperimentConfig except these, which the entry point handles itself (the
     # multi-process three start the processes of a run: the same experiment on any number; the
-    # last four evaluate a distilled prior on your own instructions).
+    # next four evaluate a distilled prior on your own instructions; the last three film --eval).
     assert set(vars(parser.parse_args([]))) - fields == {"out", "total_steps", "eval_dir", "debug", "coordinator",
                                                          "num_processes", "process_id", "eval_prior",
-                                                         "instructions", "goals", "instructions_file"}
+                                                         "instructions", "goals", "instructions_file",
+                                                         "video", "video_episodes", "camera"}
     args = parser.parse_args(["--steps", "1000", "--envs", "4", "--rollout", "8"])
     assert args.total_steps // (args.num_envs * args.num_steps) == 31
 

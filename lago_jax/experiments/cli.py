@@ -32,10 +32,13 @@ def start_processes(args: argparse.Namespace) -> bool:
     return parallel.initialize(args.coordinator, args.num_processes, args.process_id)
 
 
-def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int, seed: int) -> dict:
+def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int, seed: int,
+              video: str | None = None, video_episodes: int = 2, camera: str | None = None) -> dict:
     """``--eval CHECKPOINT_DIR``: reload a PPO run and evaluate it (task read from the run's path
     ``.../runs/<task>/<variant>/seed<k>`` unless given). With several processes each evaluates
-    on its own first device and process 0 prints."""
+    on its own first device and process 0 prints. ``video`` (``--video [PATH]``; "" for the
+    default ``<run dir>/video_seed<seed>.mp4``): also write an MP4 of the first ``video_episodes``
+    of the evaluated greedy episodes (:func:`lago_jax.render.render_checkpoint`; one process)."""
     from lago_jax.ppo import evaluate
 
     path = os.path.abspath(checkpoint_dir)
@@ -61,7 +64,20 @@ def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int
                            episode_length=config.episode_length)
     else:
         env = suite.make_env(task)
+    import jax
+
+    if video is not None and jax.process_count() > 1:
+        raise ValueError("--video renders on one process; run --eval ... --video without --coordinator")
     r = evaluate(path, env, episodes=episodes, seed=seed)  # a multi-task env: per task under "tasks", and the mean
+    if video is not None:
+        from lago_jax.render import render_checkpoint
+
+        run_dir = os.path.dirname(path) if os.path.basename(path.rstrip(os.sep)) == "checkpoints" else path
+        out = video or os.path.join(run_dir, f"video_seed{seed}.mp4")
+        # The evaluation's batch and key: the video shows the first of the episodes just scored.
+        v = render_checkpoint(path, env, out, episodes=video_episodes, seed=seed, batch=max(episodes, video_episodes),
+                              camera=camera, title=os.sep.join(run_dir.split(os.sep)[-2:]))
+        r["video"] = {"path": os.path.abspath(v["path"]), "frames": v["frames"], "episodes": v["episodes"]}
     if parallel.is_main_process():
         print(json.dumps({"checkpoint": path, "task": task, **r}, indent=2))
     return r
@@ -187,6 +203,18 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
                      help="lines 'GOAL<TAB>TEXT' (more instructions; '#' starts a comment)")
     p.add_argument("--eval-seed", dest="eval_seed", type=int, default=d["eval_seed"])
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=d["tensorboard"],
+                   help="TensorBoard event files in every PPO run's directory (tensorboard --logdir OUT/runs)")
+    p.add_argument("--wandb", default=d["wandb"], metavar="PROJECT",
+                   help="also log every PPO run to this Weights & Biases project (pip install 'lago-jax[wandb]'; "
+                        "WANDB_MODE=offline keeps runs local)")
+    vid = p.add_argument_group("videos", "with --eval CHECKPOINT_DIR: an MP4 of greedy episodes with the instruction "
+                               "and the success flag on every frame (MuJoCo's renderer; OSMesa or EGL)")
+    vid.add_argument("--video", nargs="?", const="", default=None, metavar="PATH",
+                     help="write the video (default PATH: <run dir>/video_seed<eval-seed>.mp4)")
+    vid.add_argument("--video-episodes", dest="video_episodes", type=int, default=2, metavar="N",
+                     help="episodes in the video (the first N of the evaluated ones; per task of a multi-task run)")
+    vid.add_argument("--camera", default=None, help="a Meta-World camera (corner, corner2, corner3, corner4, topview)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     multi = p.add_argument_group(
         "several processes", "run on several processes (hosts) with JAX's distributed runtime: give all three "
@@ -210,6 +238,12 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
     try:
         start_processes(args)  # before any other JAX work (the suite's modules may build arrays)
         suite = suite_factory()
+        if args.video is None and args.camera is not None:
+            raise ValueError("--camera goes with --video")
+        if args.video is not None and not args.eval_dir:
+            raise ValueError("--video goes with --eval CHECKPOINT_DIR")
+        if args.video_episodes < 1:
+            raise ValueError(f"--video-episodes must be >= 1, got {args.video_episodes}")
         if args.eval_prior:
             eval_prior_texts(args, suite)
             return 0
@@ -217,7 +251,8 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
             raise ValueError("--instruction, --goal and --instructions-file go with --eval-prior PRIOR_DIR")
         if args.eval_dir:
             tasks = args.tasks if args.tasks else [None]
-            eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed)
+            eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed, args.video,
+                      args.video_episodes, args.camera)
             return 0
         fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
         kw = {k: v for k, v in vars(args).items() if k in fields}

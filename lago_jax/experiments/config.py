@@ -13,6 +13,9 @@ VARIANT_PRIOR = {"ppo": None, "ppo_mlp_prior": "mlp", "lago_random_llm": "llm_ra
 PRIOR_KINDS = ("mlp", "llm_random", "llm")
 PROTOCOLS = ("standard", "language")
 DTYPES = ("float32", "bfloat16")
+OUTPUT_ONLY = ("progress", "out_dir", "tensorboard", "wandb")
+"""``ExperimentConfig`` fields that change where results are shown, never the results: a resumed
+experiment may change them, and several processes may differ in them."""
 MAX_EPISODE_LENGTH = 100_000
 """Longest episode limit accepted: greedy evaluation runs every episode to its limit."""
 VARIANT_LABEL = {
@@ -151,6 +154,12 @@ class ExperimentConfig:
     prior_eval_episodes: int = 256
     """Episodes per split for each prior alone, greedy and sampled (language protocol)."""
     progress: bool = True
+    tensorboard: bool = True
+    """Write each PPO run's metrics as TensorBoard event files into its run directory
+    (``tensorboard --logdir OUT/runs``); tensorboardX, no TensorFlow."""
+    wandb: str | None = None
+    """A Weights & Biases project every PPO run also logs to (the ``wandb`` extra; with
+    ``WANDB_MODE=offline`` runs stay in ``<run dir>/wandb`` for ``wandb sync``). None: no W&B."""
 
     def __post_init__(self):
         bad = [v for v in self.variants if v not in VARIANTS]
@@ -197,6 +206,8 @@ class ExperimentConfig:
         for name in ("split_demo_episodes", "prior_eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.wandb is not None and not str(self.wandb).strip():
+            raise ValueError("wandb must be a W&B project name or None, got an empty string")
         if self.heldout is not None and self.heldout < 1:
             raise ValueError(f"heldout must be >= 1, got {self.heldout}")
 

@@ -37,6 +37,8 @@ from lago_jax.experiments.config import PRIOR_KINDS, ExperimentConfig, Suite
 from lago_jax.experiments.stages import (_exists, _read_json, _write_json_main, demos_stage, distill_stage,
                                          log, make_task_env, prior_tokenizer)
 
+TRAIN_SPLIT = "train"
+"""The split demonstrations and distillation see; every suite's language splits name one so."""
 PRIOR_NAMES = {"mlp": "text MLP (no pretrained weights)", "llm_random": "random-init LLM", "llm": "pretrained LLM"}
 MODES = ("greedy", "sampled")
 
@@ -59,6 +61,14 @@ def split_record(cfg: ExperimentConfig, suite: Suite, task: str) -> dict:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         _write_json_main(path, rec, f"split of {task}")
     return rec
+
+
+def split_names(rec: dict) -> list[str]:
+    """The record's splits, the train split first (then the suite's order)."""
+    names = list(rec["splits"])
+    if TRAIN_SPLIT not in names:
+        raise ValueError(f"language splits {names} have no {TRAIN_SPLIT!r} split")
+    return [TRAIN_SPLIT] + [n for n in names if n != TRAIN_SPLIT]
 
 
 def rebank(cfg: ExperimentConfig, kind: str, prior: Any, params: Any, env) -> tuple[Any, Any]:
@@ -136,17 +146,17 @@ def run_language_task(cfg: ExperimentConfig, suite: Suite, task: str) -> tuple[d
 
     rec = split_record(cfg, suite, task)
     splits = rec["splits"]
-    names = list(splits)
+    names = split_names(rec)
     envs = {name: make_task_env(cfg, suite, task, kw) for name, kw in splits.items()}
     log(f"{task}: language protocol, splits " + ", ".join(f"{n} ({len(envs[n].instructions)} instructions)"
                                                            for n in names))
-    demos = demos_stage(cfg, suite, task, envs[names[0]])
+    demos = demos_stage(cfg, suite, task, envs[TRAIN_SPLIT])
     split_demos = {n: demos_stage(cfg, suite, task, envs[n], name=f"{task}.{n}", episodes=cfg.split_demo_episodes,
                                   key_seed=777 + i) for i, n in enumerate(names)}
     # The three priors are the protocol's question: every one is distilled and evaluated per split,
     # whichever PPO arms run (none with --variants given no names: the priors alone).
     kinds = list(PRIOR_KINDS)
-    priors = {kind: distill_stage(cfg, task, kind, envs[names[0]], demos) for kind in kinds}
+    priors = {kind: distill_stage(cfg, task, kind, envs[TRAIN_SPLIT], demos) for kind in kinds}
     split_results = evaluate_splits(cfg, task, envs, split_demos, priors)
     ppo_env = envs[rec["ppo_split"]]
     ppo_priors = {kind: (*rebank(cfg, kind, p, pp, ppo_env), info) for kind, (p, pp, info) in priors.items()}
@@ -191,11 +201,11 @@ def language_section(cfg: ExperimentConfig, task: str, rec: dict, split_results:
     """Markdown lines and JSON of the language protocol's results for one task: the split, each
     prior alone per split (NLL, greedy and sampled success), paired comparisons of the pretrained
     prior with the others on the same episodes, and of the PPO arms over seeds on the PPO split."""
-    names = list(rec["splits"])
+    names = split_names(rec)
     kinds = [k for k in PRIOR_KINDS if any(f"{s}/{k}" in split_results for s in names)]
-    md = ["", f"## {task}: language protocol", "",
+    md = ["", f"## {task}: language protocol", "", f"![per split](splits_{task}.png)", "",
           "The priors read the goal from the instruction alone; demonstrations and distillation saw the "
-          f"`{names[0]}` split only. Split (seed {cfg.split_seed}): `{json.dumps(rec['record'])}`.", "",
+          f"`{TRAIN_SPLIT}` split only. Split (seed {cfg.split_seed}): `{json.dumps(rec['record'])}`.", "",
           f"Each prior alone, {cfg.prior_eval_episodes} episodes per split (the same episodes for every "
           "prior); NLL = mean -log p(a | s, g) on the split's expert steps. One distillation per prior: "
           "the intervals below are over episodes, not over distillation seeds.", "",
@@ -240,6 +250,47 @@ def language_section(cfg: ExperimentConfig, task: str, rec: dict, split_results:
     return md, {"split": rec, "splits": split_results, "comparisons": comparisons}
 
 
+def plot_splits(cfg: ExperimentConfig, task: str, rec: dict, split_results: dict) -> str:
+    """``splits_<task>.png``: per split, each prior alone (greedy and sampled success, with 95%
+    intervals over the episodes) and the random policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    names = split_names(rec)
+    kinds = [k for k in PRIOR_KINDS if any(f"{s}/{k}" in split_results for s in names)]
+    fig, axes = plt.subplots(1, len(MODES), figsize=(6 * len(MODES), 3.8), squeeze=False)
+    width = 0.8 / max(len(kinds), 1)
+    for j, mode in enumerate(MODES):
+        ax = axes[0, j]
+        for i, k in enumerate(kinds):
+            means, errs = [], []
+            for s in names:
+                x = np.asarray(split_results.get(f"{s}/{k}", {}).get(mode, []), np.float64)
+                means.append(x.mean() if x.size else np.nan)
+                errs.append(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else 0.0)
+            lo = np.clip(np.asarray(means) - np.asarray(errs), 0, 1)
+            hi = np.clip(np.asarray(means) + np.asarray(errs), 0, 1)
+            pos = np.arange(len(names)) + (i - (len(kinds) - 1) / 2) * width
+            ax.bar(pos, means, width, label=PRIOR_NAMES[k],
+                   yerr=np.stack([np.asarray(means) - lo, hi - np.asarray(means)]), capsize=3)
+        rnd = [split_results.get(f"{s}/random", {}).get("success_rate", np.nan) for s in names]
+        ax.scatter(np.arange(len(names)), rnd, marker="_", s=600, color="k", label="random policy", zorder=3)
+        ax.set_xticks(np.arange(len(names)), names)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"{mode} success")
+        ax.set_title(f"{task}: each prior alone, {mode} ({cfg.prior_eval_episodes} episodes per split)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(cfg.out_dir, f"splits_{task}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # ----------------------------------------------------------------------------- your own words
 
 
@@ -274,7 +325,7 @@ def evaluate_texts(cfg: ExperimentConfig, suite: Suite, task: str, kind: str, te
         raise ValueError(f"{cfg.out_dir} was run with --protocol {cfg.protocol}: its priors see the goal in the "
                          "observation; evaluate the priors of a --protocol language run")
     rec = split_record(cfg, suite, task)
-    train_env = make_task_env(cfg, suite, task, rec["splits"][next(iter(rec["splits"]))])
+    train_env = make_task_env(cfg, suite, task, rec["splits"][TRAIN_SPLIT])
     prior, params = build_prior(cfg, kind, train_env)
     params = load_prior(os.path.join(cfg.out_dir, "priors", task, kind), prior, params)
     out = []

@@ -38,7 +38,7 @@ import os
 import time
 from typing import Any
 
-from lago_jax.experiments.config import (PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRIOR, VARIANTS,  # noqa: F401
+from lago_jax.experiments.config import (OUTPUT_ONLY, PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRIOR, VARIANTS,  # noqa: F401
                                          ExperimentConfig, Suite)
 from lago_jax.experiments.report import (CURVE_KEYS, curve_figure, mean_band, mean_ci95, plot_curves,  # noqa: F401
                                          seed_curve, summarize, write_table)
@@ -79,7 +79,7 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     if os.path.exists(saved_cfg):
         old = _read_json(saved_cfg)
         mine = json.loads(json.dumps(cfg.to_dict()))
-        diff = sorted(k for k in mine if k not in ("progress", "out_dir") and old.get(k) != mine[k])
+        diff = sorted(k for k in mine if k not in OUTPUT_ONLY and old.get(k) != mine[k])
         if diff:
             raise ValueError(
                 f"{cfg.out_dir} holds an experiment with different settings ({diff}); "
@@ -97,9 +97,11 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     for task in cfg.tasks:
         t_task = time.time()
         if cfg.protocol == "language":
-            from lago_jax.experiments.language import language_section, run_language_task
+            from lago_jax.experiments.language import language_section, plot_splits, run_language_task
 
             results, priors, split_results, rec = run_language_task(cfg, suite, task)
+            if parallel.is_main_process():
+                plot_splits(cfg, task, rec, split_results)
             extra["priors"].update({f"{task}/{k}": p[2] for k, p in priors.items()})
             all_rows.extend(summarize(cfg, task, results, priors))
             md, extra.setdefault("language", {})[task] = language_section(cfg, task, rec, split_results, results)
@@ -176,7 +178,7 @@ def _check_multiprocess(cfg: ExperimentConfig) -> None:
 
     from lago_jax import parallel
 
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "out_dir")}
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in OUTPUT_ONLY}
     parallel.check_same(zlib.crc32(json.dumps(settings, sort_keys=True, default=str).encode()),
                         "experiment settings")
     n = jax.device_count()

@@ -213,8 +213,17 @@ def plot_curves(cfg: ExperimentConfig, suite: Suite, rows: Sequence[dict] = ()) 
     return path
 
 
+BAND_LIMITS = {"success_rate": (0.0, 1.0)}
+"""Bounds a metric cannot leave: its interval band is clipped to them (and, for every metric, to
+the range of the values the seeds measured)."""
+
+
 def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
-    """The figure :func:`plot_curves` saves (matplotlib ``Figure``; the caller closes it)."""
+    """The figure :func:`plot_curves` saves (matplotlib ``Figure``; the caller closes it).
+
+    The x axis runs from the first update's env steps (the first point any run has) to the budget;
+    the title states the budget per run and the seeds. A success band stays within [0, 1] and a
+    return band within the returns the seeds measured."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,7 +247,8 @@ def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
             if not runs:
                 continue
             for j, (key, title) in enumerate(CURVE_KEYS):
-                mean, half, n = mean_band([seed_curve(r, key, steps_per_update) for r in runs], grid)
+                curves = [seed_curve(r, key, steps_per_update) for r in runs]
+                mean, half, n = mean_band(curves, grid)
                 ok = np.isfinite(mean)
                 if not ok.any():
                     continue
@@ -247,7 +257,11 @@ def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
                 ax.plot(grid[ok], mean[ok], color=color, linestyle=styles[v % len(styles)], linewidth=1.6,
                         label=f"{VARIANT_LABEL[variant]} ({len(runs)} seeds)")
                 if len(runs) > 1:
-                    ax.fill_between(grid[ok], (mean - half)[ok], (mean + half)[ok], color=color, alpha=0.15, linewidth=0)
+                    seen = np.concatenate([y for _, y in curves])
+                    lo, hi = BAND_LIMITS.get(key, (-np.inf, np.inf))
+                    lo, hi = max(lo, float(seen.min())), min(hi, float(seen.max()))
+                    ax.fill_between(grid[ok], np.clip(mean - half, lo, hi)[ok], np.clip(mean + half, lo, hi)[ok],
+                                    color=color, alpha=0.15, linewidth=0)
         for j, (key, title) in enumerate(CURVE_KEYS):
             ax = axes[i, j]
             for k, row in enumerate(r for r in rows if r.get("task") == task and r.get("env_steps", 1) == 0):
@@ -255,7 +269,13 @@ def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
                            linewidth=1.0, label=row["label"] if "greedy" in row["label"] else f"{row['label']} (eval)")
             ax.set_title(f"{task}: {title}")
             ax.set_xlabel("env steps")
+            if cfg.num_updates > 1:
+                ax.set_xlim(grid[0], grid[-1])
+            else:  # one point: centred on it
+                ax.set_xlim(0.5 * grid[0], 1.5 * grid[0])
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, framealpha=0.7)
+    fig.suptitle(f"budget: {cfg.env_steps:,} env steps per run ({cfg.num_envs} envs x {cfg.num_steps} steps x "
+                 f"{cfg.num_updates} updates); seeds {list(cfg.seeds)}", fontsize=10)
     fig.tight_layout()
     return fig

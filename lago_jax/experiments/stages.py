@@ -318,8 +318,12 @@ def train_stage(cfg: ExperimentConfig, task: str, variant: str, seed: int, env, 
         return out
     log(f"{task}/{variant}/seed{seed}: PPO, {cfg.env_steps} env steps")
     t0 = time.time()
+    from lago_jax.logging import LogTargets
+
+    targets = LogTargets(tensorboard=cfg.tensorboard, wandb_project=cfg.wandb, name=f"{task}/{variant}/seed{seed}",
+                         group=f"{task}/{variant}", config={**ppo_cfg.to_dict(), "task": task, "variant": variant})
     run(ppo_cfg, env, out, prior=prior, prior_params=prior_params, resume=True, progress=cfg.progress,
-        mesh=_ppo_mesh())
+        mesh=_ppo_mesh(), log_to=targets)
     _write_json_main(os.path.join(out, "done.json"),
                      {"seconds": time.time() - t0, "variant": variant, "seed": seed,
                       "backbone": None if prior is None else prior.describe()["backbone"]},

@@ -631,6 +631,7 @@ def run(
     stop_after: int | None = None,
     mesh: Any = None,
     max_to_keep: int | None = 3,
+    log_to: Any = None,
 ) -> RunResult:
     """Train with checkpoints in ``out_dir/checkpoints`` and logs in ``out_dir``.
 
@@ -647,6 +648,8 @@ def run(
         config must equal ``config``). With ``resume=False`` an existing checkpoint is an error.
       stop_after: stop once this many updates are done in total (a pre-emption; a later call
         with ``resume=True`` continues and reproduces the uninterrupted run).
+      log_to: a :class:`lago_jax.logging.LogTargets`: TensorBoard event files (on by default) and
+        W&B, written by process 0 at env-step ``update x num_envs x num_steps``.
     The prior's parameters are not part of the PPO checkpoint (they are frozen): pass the same
     ``prior_params`` again when resuming.
 
@@ -682,7 +685,8 @@ def run(
         start = 0
     total = config.updates if stop_after is None else min(config.updates, int(stop_after))
     # Only process 0 writes logs and plots (every process computes the same replicated metrics).
-    logger = log_lib.MetricsLogger(out_dir, append=start > 0, resume_from=start) if main else log_lib.NullLogger()
+    logger = (log_lib.open_loggers(out_dir, start, config.num_envs * config.num_steps, log_to) if main
+              else log_lib.NullLogger())
     bar = log_lib.progress_bar(total=config.updates, initial=start, enabled=progress and main, desc="ppo")
     rows = []
     chunk = chunk_size(config.updates, config.checkpoint_every)
@@ -708,7 +712,7 @@ def run(
             manager.save(start, state, config.to_dict())
             bar.update(n)
             if chunk_rows:
-                bar.set_postfix(ret=f"{chunk_rows[-1]['episode_return']:.3f}", kl=f"{chunk_rows[-1]['kl_prior']:.3g}")
+                bar.set_postfix(log_lib.progress_postfix(chunk_rows[-1]))
     finally:
         bar.close()
         logger.close()
