@@ -181,11 +181,16 @@ def _numbers_apart(a, b, where: str = "") -> list[str]:
 
 
 def _files(out: str) -> set[str]:
-    """Every file under ``out`` except inside Orbax checkpoints (whose layout has per-process parts)."""
+    """Every file under ``out`` except inside Orbax checkpoints (whose layout has per-process parts).
+
+    TensorBoard names its event files after the wall-clock second and host, so those names are
+    reduced to their stem: one event file per run is what must match."""
     found = set()
     for root, dirs, files in os.walk(out):
         dirs[:] = [d for d in dirs if d != "checkpoints"]
-        found |= {os.path.relpath(os.path.join(root, f), out) for f in files}
+        for f in files:
+            name = "events.out.tfevents" if f.startswith("events.out.tfevents.") else f
+            found.add(os.path.relpath(os.path.join(root, name), out))
     return found
 
 
