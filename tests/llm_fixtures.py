@@ -112,3 +112,45 @@ def byte_level_tokenizer_metadata(vocab_size: int) -> dict:
     types = [3] * len(specials) + [1] * (len(tokens) - len(specials))
     return {"model": "gpt2", "pre": "smollm", "tokens": tokens, "token_type": types,
             "merges": merges, "bos_token_id": 1, "eos_token_id": 2}
+
+
+def make_gemma3_model(seed: int = 0, norm_scale: float = 0.3, **config_kwargs):
+    """A random transformers Gemma3ForCausalLM (float32, eager attention) from Gemma3TextConfig
+    keyword arguments; norm weights random around 0 (the stored w of the (1 + w) scale) so a
+    norm applied as w, or to the wrong tensor, shows up."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    kwargs = dict(pad_token_id=0, eos_token_id=1, bos_token_id=2, attn_implementation="eager")
+    kwargs.update(config_kwargs)
+    model = transformers.Gemma3ForCausalLM(transformers.Gemma3TextConfig(**kwargs)).eval().float()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(norm_scale * torch.randn_like(p))
+    return model
+
+
+SENTENCEPIECE_WORDS = ("▁the", "▁red", "▁ball", "▁blue", "▁push", "▁left", "▁of", "▁to", "the",
+                       "ball", "▁b", "▁r", "▁t", "th", "he", "ed", "all", "ue", "in", "  ", "\n")
+
+
+def sentencepiece_tokenizer_metadata(vocab_size: int) -> dict:
+    """GGUF tokenizer metadata of a tiny Gemma-style SentencePiece vocabulary ("llama" model):
+    pad/eos/bos/unk and two chat specials, the 256 byte-fallback tokens, single characters and a
+    few merged pieces (their order is the merge order Gemma's conversion reads), then unused
+    placeholders up to `vocab_size`."""
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    chars = ["▁"] + list("abcdefghijklmnopqrstuvwxyz.,!")
+    pieces = list(SENTENCEPIECE_WORDS)
+    tokens = specials + byte_tokens + chars + pieces
+    n_extra = vocab_size - len(tokens)
+    assert n_extra >= 0, (vocab_size, len(tokens))
+    tokens += [f"<unused{i}>" for i in range(n_extra)]
+    types = [3] * len(specials) + [6] * 256 + [1] * (len(chars) + len(pieces)) + [3] * n_extra
+    scores = [0.0] * len(specials) + [0.0] * 256 + [-float(i) for i in range(len(tokens) - len(specials) - 256)]
+    return {"model": "llama", "tokens": tokens, "token_type": types, "scores": scores,
+            "bos_token_id": 2, "eos_token_id": 1, "unknown_token_id": 3, "padding_token_id": 0,
+            "add_bos_token": True}

@@ -150,7 +150,9 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     p.add_argument("--beta-final", dest="beta_final", type=float, default=d["beta_final"])
     p.add_argument("--kl-target", dest="kl_target", type=float, default=d["kl_target"])
     p.add_argument("--kl-direction", dest="kl_direction", default=d["kl_direction"], choices=["reverse", "forward"])
-    p.add_argument("--llm", default=d["llm"], help="'smollm2-135m', a local HF directory or .gguf file")
+    p.add_argument("--llm", default=d["llm"],
+                   help="'smollm2-135m' (bundled), 'gemma3-270m' (its GGUF packages, see the README), "
+                        "a local HF directory or .gguf file")
     p.add_argument("--dtype", default=d["dtype"], choices=list(DTYPES),
                    help="the backbones' dtype (float32 on CPUs; bfloat16 on accelerators)")
     p.add_argument("--random-llm", dest="random_llm", default=d["random_llm"], help="random backbone spec, e.g. random:smollm2-135m")

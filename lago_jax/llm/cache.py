@@ -1,4 +1,5 @@
-"""Key/value caches for the Llama port, as immutable pytrees passed in and returned.
+"""Key/value caches for the LLM ports (Llama family, Gemma-3), as immutable pytrees passed in
+and returned.
 
 Two kinds:
 - `KVCache`: one cache per batch row, for prefill-then-decode generation. Keys and values are

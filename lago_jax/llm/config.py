@@ -255,7 +255,7 @@ class LlamaConfig:
         """
         arch = meta.get("general.architecture")
         if arch != "llama":
-            raise ValueError(f"GGUF general.architecture={arch!r}; only 'llama' is supported")
+            raise ValueError(f"GGUF general.architecture={arch!r}; supported: 'llama' and 'gemma3'")
         scaling = meta.get("llama.rope.scaling.type")
         if scaling not in (None, "none"):
             raise ValueError(f"GGUF llama.rope.scaling.type={scaling!r}; only unscaled rotary "

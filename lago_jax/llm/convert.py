@@ -108,15 +108,16 @@ HF_IGNORED = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", r"model\.r
 
 def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray]],
                     table: Sequence[KeyRule], ignored: Sequence[str] = (),
-                    source: str = "checkpoint", dtype=None) -> Params:
+                    source: str = "checkpoint", dtype=None, shapes: Params = None) -> Params:
     """Fills the params pytree from (name, array) pairs according to `table`.
 
     Raises ValueError naming the tensor on an unexpected name, a wrong shape, a layer index out of
     range, or a missing tensor. When the config ties embeddings a stored lm_head is skipped.
-    Returns jax arrays in `dtype` (default the config's).
+    Returns jax arrays in `dtype` (default the config's). `shapes`: the parameter shapes of the
+    config's architecture (default: the Llama layout of model.param_shapes).
     """
     dtype = dtype or config.jnp_dtype
-    shapes = param_shapes(config)
+    shapes = shapes if shapes is not None else param_shapes(config)
     compiled = [(re.compile(rule.pattern), rule) for rule in table]
     ignored_re = [re.compile(p) for p in ignored]
     top: dict[str, np.ndarray] = {}
@@ -131,13 +132,13 @@ def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray
             if any(r.fullmatch(name) for r in ignored_re):
                 continue
             raise ValueError(f"{source}: unexpected tensor {name!r} (shape {tuple(array.shape)}); "
-                             "not part of a Llama model")
+                             f"not part of a {type(config).__name__} model")
         if rule.param == "lm_head" and config.tie_word_embeddings:
             continue
         key = rule.param.split("/", 1)[-1]
         if key not in (shapes["layers"] if rule.param.startswith("layers/") else shapes):
             raise ValueError(f"{source}: unexpected tensor {name!r}: this config has no {key} "
-                             "parameter (qkv_bias is off)")
+                             + ("parameter (qkv_bias is off)" if key.endswith("bias") else "parameter"))
         expected = tuple(rule.shape(config))
         if tuple(array.shape) != expected:
             raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, expected "

@@ -1,5 +1,8 @@
 """GGUF (llama.cpp) files: read a Llama model's config, weights and tokenizer; write tiny ones.
 
+Gemma-3 files (architecture "gemma3") are dispatched to lago_jax.llm.gemma's config reader and
+key table from `load_gguf`; the metadata reading and dequantization here serve both.
+
 This file owns everything GGUF-specific:
 - metadata decoding (`read_metadata`) and `LlamaConfig.from_gguf_metadata`;
 - the GGUF key table (`GGUF_KEY_TABLE`): llama.cpp tensor names -> params, with the two
@@ -127,15 +130,23 @@ def _dequantized_tensors(reader) -> Iterator[tuple[str, np.ndarray]]:
         yield tensor.name, np.asarray(array, np.float32).reshape(shape)
 
 
-def load_gguf(path: str, dtype: Any = None) -> tuple[LlamaConfig, Params, dict[str, Any]]:
-    """Reads a Llama GGUF file -> (config, params, metadata).
+def load_gguf(path: str, dtype: Any = None) -> tuple[Any, Params, dict[str, Any]]:
+    """Reads a Llama ("llama") or Gemma-3 ("gemma3") GGUF file -> (config, params, metadata);
+    the config is a `LlamaConfig` or a `gemma.GemmaConfig`.
 
-    Raises FileNotFoundError for a missing file, ValueError for a non-Llama architecture or a
+    Raises FileNotFoundError for a missing file, ValueError for another architecture or a
     tensor whose shape disagrees with the metadata (naming the tensor, expected and found shape).
     """
     reader = _reader(path)
     meta = read_metadata(reader)
     names = {t.name for t in reader.tensors}
+    if meta.get("general.architecture") == "gemma3":
+        from lago_jax.llm import gemma  # pylint: disable=import-outside-toplevel
+        config = gemma.GemmaConfig.from_gguf_metadata(
+            meta, tie_word_embeddings="output.weight" not in names, dtype=dtype or "float32")
+        params = assemble_params(config, _dequantized_tensors(reader), gemma.GGUF_KEY_TABLE,
+                                 source=path, shapes=gemma.param_shapes(config))
+        return config, params, meta
     if "rope_freqs.weight" in names:
         raise ValueError(f"{path}: tensor 'rope_freqs.weight' (Llama-3 rotary scaling as llama.cpp "
                          "stores it) is not read from GGUF; load the Hugging Face directory instead")

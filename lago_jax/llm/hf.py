@@ -1,10 +1,12 @@
 """Hugging Face checkpoint directories: config.json plus single or sharded *.safetensors.
 
-This file owns reading a local checkpoint directory of a Llama, Qwen2 or Mistral model (nothing is
-downloaded): `config.json` -> `LlamaConfig.from_hf_config` (ValueError for other architectures
-and unimplemented features), tensors via
+This file owns reading a local checkpoint directory of a Llama, Qwen2, Mistral or Gemma-3 text
+model (nothing is downloaded): `config.json` -> `LlamaConfig.from_hf_config`, or
+`gemma.GemmaConfig.from_hf_config` for model types starting with "gemma" (ValueError for other
+architectures and unimplemented features), tensors via
 the `safetensors` numpy API (bf16 tensors, which numpy cannot name, are read from the file's
-raw bytes as `ml_dtypes.bfloat16`), and `convert.HF_KEY_TABLE` to build the params.
+raw bytes as `ml_dtypes.bfloat16`), and the architecture's key table (`convert.HF_KEY_TABLE`,
+`gemma.HF_KEY_TABLE`) to build the params.
 """
 
 from __future__ import annotations
@@ -92,15 +94,23 @@ def iter_safetensors(paths: list[str]) -> Iterator[tuple[str, np.ndarray]]:
                 yield name, np.asarray(array, np.float32)
 
 
-def load_hf_dir(directory: str, dtype: Any = None) -> tuple[LlamaConfig, Params]:
-    """Reads a local Hugging Face Llama/Qwen2/Mistral checkpoint directory -> (config, params).
+def load_hf_dir(directory: str, dtype: Any = None) -> tuple[Any, Params]:
+    """Reads a local Hugging Face Llama/Qwen2/Mistral/Gemma-3-text checkpoint directory ->
+    (config, params): a `LlamaConfig`, or a `gemma.GemmaConfig` for model types "gemma*".
 
     dtype: parameter dtype; default float32 (bf16 checkpoints are upcast unless dtype="bfloat16").
     """
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"checkpoint directory not found: {directory!r} (expected a Hugging "
                                 "Face directory with config.json and *.safetensors)")
-    config = LlamaConfig.from_hf_config(read_hf_config(directory), dtype=dtype or "float32")
-    params = assemble_params(config, iter_safetensors(safetensors_files(directory)), HF_KEY_TABLE,
-                             ignored=HF_IGNORED, source=directory)
+    hf_config = read_hf_config(directory)
+    if str(hf_config.get("model_type", "")).startswith("gemma"):
+        from lago_jax.llm import gemma  # pylint: disable=import-outside-toplevel
+        config = gemma.GemmaConfig.from_hf_config(hf_config, dtype=dtype or "float32")
+        table, shapes = gemma.HF_KEY_TABLE, gemma.param_shapes(config)
+    else:
+        config = LlamaConfig.from_hf_config(hf_config, dtype=dtype or "float32")
+        table, shapes = HF_KEY_TABLE, None
+    params = assemble_params(config, iter_safetensors(safetensors_files(directory)), table,
+                             ignored=HF_IGNORED, source=directory, shapes=shapes)
     return config, params

@@ -35,13 +35,18 @@ query attends only to keys fewer than W sequence slots behind it, as transformer
 Qwen2 count them (slot indices, not rotary positions; the two agree on the real tokens of a
 left-padded row). After a cached prefix, the sequence is the prefix's real tokens followed by the
 continuation, so a continuation token j of prefix p sits at slot length_p[p] + j.
+
+The forward, KV-cache and prefix-cache plumbing (`forward_arch`, `prefill_arch`,
+`continue_prefix`) is shared with the other architecture (lago_jax.llm.gemma): what differs is passed in as an `Arch`
+(the decoder blocks, the final norm, the attention scores).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+import sys
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import chex
 import jax
@@ -61,6 +66,23 @@ accumulation). The bf16 top-1 token agrees with fp32 on the tested prompts."""
 SCAN_UNROLL: int = 1
 """Layers per lax.scan iteration. 1 compiles once whatever the depth; unrolling all 30 layers of
 SmolLM2 was slower on CPU as well as 18x slower to compile (benchmarks/RESULTS_llm.md)."""
+
+
+# ----------------------------------------------------------------------------- architectures
+
+
+def functions_for(config: Any):
+    """The module of pure functions (embed_tokens, forward_embeds, forward_ids, lm_logits,
+    prefill_prefix, forward_with_prefix, param_shapes, init_params, check_params,
+    token_embedding_rms) for `config`'s architecture: this module for a `LlamaConfig`,
+    lago_jax.llm.gemma for a `GemmaConfig`. TypeError for anything else."""
+    if isinstance(config, LlamaConfig):
+        return sys.modules[__name__]
+    from lago_jax.llm import gemma  # pylint: disable=import-outside-toplevel
+    if isinstance(config, gemma.GemmaConfig):
+        return gemma
+    raise TypeError(f"no LLM architecture for a config of type {type(config).__name__}; expected "
+                    "LlamaConfig or GemmaConfig")
 
 
 # ----------------------------------------------------------------------------- shapes and init
@@ -115,7 +137,12 @@ def init_params(config: LlamaConfig, key: jax.Array) -> Params:
 
 def check_params(config: LlamaConfig, params: Params) -> None:
     """Raises ValueError naming the first parameter whose shape disagrees with `config`."""
-    expected = param_shapes(config)
+    check_shapes(param_shapes(config), params)
+
+
+def check_shapes(expected: Params, params: Params) -> None:
+    """Raises ValueError unless `params` has exactly the keys and shapes of `expected` (a nested
+    dict of shape tuples, as `param_shapes` returns)."""
     exp_flat = dict(jax.tree.flatten_with_path(expected, is_leaf=lambda x: isinstance(x, tuple))[0])
     got_flat = dict(jax.tree.flatten_with_path(params)[0])
     names = lambda d: {jax.tree_util.keystr(p) for p in d}
@@ -185,12 +212,13 @@ def apply_rope(x_btnh: jax.Array, cos_bth: jax.Array, sin_bth: jax.Array) -> jax
     return x_btnh * cos_bth[:, :, None, :] + rotated * sin_bth[:, :, None, :]
 
 
-def _attend(q_btkgh: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]],
-            scale: float) -> jax.Array:
+def attend(q_btkgh: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.Array]],
+           scale: float, softcap: Optional[float] = None) -> jax.Array:
     """Softmax attention over several blocks of keys, normalized jointly.
 
     Each part is (keys, values, mask). Keys/values are [B, S, K, H], or [S, K, H] when shared by
     every batch row (broadcast without copying). The mask is bool and broadcastable to [B, T, S].
+    softcap: if set, scaled logits s become softcap * tanh(s / softcap) before masking.
     Returns [B, T, K, G, H].
     """
     scores = []
@@ -200,6 +228,8 @@ def _attend(q_btkgh: jax.Array, parts: Sequence[tuple[jax.Array, jax.Array, jax.
         else:
             s = jnp.einsum("btkgh,bskh->btkgs", q_btkgh, k)
         s = s.astype(jnp.float32) * scale
+        if softcap is not None:
+            s = jnp.tanh(s / softcap) * softcap
         mask_bts = jnp.broadcast_to(mask, (s.shape[0], s.shape[1], s.shape[-1]))
         scores.append(jnp.where(mask_bts[:, :, None, None, :], s, jnp.finfo(jnp.float32).min))
     probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1).astype(q_btkgh.dtype)
@@ -276,6 +306,31 @@ def _scale(config: LlamaConfig) -> float:
     return config.head_dim ** -0.5
 
 
+class Arch(NamedTuple):
+    """The architecture-specific pieces that the shared forward, cache and prefix plumbing below
+    calls: this module's Llama blocks (`LLAMA`), or another architecture's (lago_jax.llm.gemma).
+    Hashable, so it can be a static argument of jit."""
+
+    run_layers: Callable
+    """(config, layers, x_btd, positions_bt, attention_fn, layer_states, collect_hidden) ->
+    (x_btd, new_states, block inputs [L, B, T, D] or None); see `_run_layers`."""
+    final_norm: Callable[[Any, Params, jax.Array], jax.Array]
+    """(config, params, x_btd) -> the final-normed hidden states."""
+    attend: Callable[[Any, jax.Array, Sequence], jax.Array]
+    """(config, q_btkgh, parts) -> attention output [B, T, K, G, H]; see `attend`."""
+
+
+def _llama_final_norm(config: LlamaConfig, params: Params, x_btd: jax.Array) -> jax.Array:
+    return rms_norm(x_btd, params["final_norm"], config.rms_norm_eps)
+
+
+def _llama_attend(config: LlamaConfig, q_btkgh: jax.Array, parts) -> jax.Array:
+    return attend(q_btkgh, parts, _scale(config))
+
+
+LLAMA = Arch(run_layers=_run_layers, final_norm=_llama_final_norm, attend=_llama_attend)
+
+
 # ----------------------------------------------------------------------------- public functions
 
 
@@ -292,11 +347,21 @@ def lm_logits(config: LlamaConfig, params: Params, hidden_btd: jax.Array) -> jax
     return jnp.einsum("btd,dv->btv", hidden_btd, params["lm_head"].astype(hidden_btd.dtype))
 
 
+def token_embedding_rms(config: LlamaConfig, params: Params) -> jax.Array:
+    """RMS over the whole table of the token embeddings as `embed_tokens` returns them (float32
+    scalar): the scale of real inputs to the first block."""
+    del config
+    return jnp.sqrt(jnp.mean(jnp.square(params["embed"].astype(jnp.float32))))
+
+
 def _default_positions(b: int, t: int, start) -> jax.Array:
     return jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32)[None, :], (b, t))
 
 
-def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache, collect_hidden):
+def forward_arch(config, params, embeds_btd, positions_bt, attention_mask_bt, cache, collect_hidden,
+                 arch: Arch = LLAMA):
+    """`forward_embeds` for the architecture `arch` -> (final-normed hidden, block inputs
+    [L, B, T, D] when collect_hidden else None, updated cache or None)."""
     chex.assert_rank(embeds_btd, 3)
     chex.assert_axis_dimension(embeds_btd, 2, config.hidden_size)
     b, t, _ = embeds_btd.shape
@@ -306,7 +371,6 @@ def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache,
     else:
         chex.assert_shape(attention_mask_bt, (b, t))
         mask_bt = attention_mask_bt.astype(bool)
-    scale = _scale(config)
 
     if cache is None:
         if positions_bt is None:
@@ -317,10 +381,10 @@ def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache,
         near_tt = _near(config, slots_t[:, None], slots_t[None, :])
 
         def attention_fn(q, k, v, state, windowed):
-            return _attend(q, [(k, v, _windowed(mask_bts, near_tt, windowed))], scale), state
+            return arch.attend(config, q, [(k, v, _windowed(mask_bts, near_tt, windowed))]), state
 
-        x, _, inputs = _run_layers(config, params["layers"], x, positions_bt, attention_fn, None,
-                                   collect_hidden)
+        x, _, inputs = arch.run_layers(config, params["layers"], x, positions_bt, attention_fn, None,
+                                       collect_hidden)
         new_cache = None
     else:
         chex.assert_shape(cache.key_mask_bs, (b, None))
@@ -338,15 +402,15 @@ def _forward(config, params, embeds_btd, positions_bt, attention_mask_bt, cache,
             k_cache, v_cache = state
             k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), index, 1)
             v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), index, 1)
-            out = _attend(q, [(k_cache.astype(q.dtype), v_cache.astype(q.dtype),
-                               _windowed(mask_bts, near_ts, windowed))], scale)
+            out = arch.attend(config, q, [(k_cache.astype(q.dtype), v_cache.astype(q.dtype),
+                                           _windowed(mask_bts, near_ts, windowed))])
             return out, (k_cache, v_cache)
 
-        x, (k_new, v_new), inputs = _run_layers(config, params["layers"], x, positions_bt,
-                                                attention_fn, (cache.k_lbskh, cache.v_lbskh),
-                                                collect_hidden)
+        x, (k_new, v_new), inputs = arch.run_layers(config, params["layers"], x, positions_bt,
+                                                    attention_fn, (cache.k_lbskh, cache.v_lbskh),
+                                                    collect_hidden)
         new_cache = KVCache(k_lbskh=k_new, v_lbskh=v_new, key_mask_bs=key_mask_bs, index=index + t)
-    hidden = rms_norm(x, params["final_norm"], config.rms_norm_eps)
+    hidden = arch.final_norm(config, params, x)
     return hidden, inputs, new_cache
 
 
@@ -367,8 +431,8 @@ def forward_embeds(config: LlamaConfig, params: Params, embeds_btd: jax.Array,
     Returns:
       (hidden_btd [B, T, D] after the final RMSNorm, the updated cache or None).
     """
-    hidden, _, new_cache = _forward(config, params, embeds_btd, positions_bt, attention_mask_bt,
-                                    cache, collect_hidden=False)
+    hidden, _, new_cache = forward_arch(config, params, embeds_btd, positions_bt, attention_mask_bt,
+                                        cache, collect_hidden=False)
     return hidden, new_cache
 
 
@@ -385,8 +449,9 @@ def forward_ids(config: LlamaConfig, params: Params, ids_bt: jax.Array,
     """
     chex.assert_rank(ids_bt, 2)
     embeds = embed_tokens(config, params, ids_bt)
-    hidden, inputs, new_cache = _forward(config, params, embeds, positions_bt, attention_mask_bt,
-                                         cache, collect_hidden=return_hidden_states)
+    hidden, inputs, new_cache = forward_arch(config, params, embeds, positions_bt,
+                                             attention_mask_bt, cache,
+                                             collect_hidden=return_hidden_states)
     hidden_states = None
     if return_hidden_states:
         hidden_states = jnp.concatenate([inputs, hidden[None]], axis=0)
@@ -406,6 +471,13 @@ def prefill_prefix(config: LlamaConfig, params: Params,
     Returns:
       PrefixCache with P prefixes and S = T slots.
     """
+    embeds_ptd, mask_pt = prefix_embeds(config, params, prefix, prefix_mask, embed_tokens)
+    return prefill_arch(config, params, embeds_ptd, mask_pt, LLAMA)
+
+
+def prefix_embeds(config, params: Params, prefix, prefix_mask, embed_fn: Callable):
+    """The inputs of `prefill_prefix` -> (embeds [P, T, D], mask [P, T] bool); token ids are
+    embedded with `embed_fn(config, params, ids)`."""
     if isinstance(prefix, (list, tuple)) and prefix and isinstance(prefix[0], (list, tuple)):
         if prefix_mask is not None:
             raise ValueError("prefix_mask must be None when prefixes are given as lists of ids")
@@ -423,7 +495,7 @@ def prefill_prefix(config: LlamaConfig, params: Params,
         if prefix.ndim == 1:
             prefix = prefix[None]
         chex.assert_rank(prefix, 2)
-        embeds_ptd = embed_tokens(config, params, prefix)
+        embeds_ptd = embed_fn(config, params, prefix)
     else:
         if prefix.ndim == 2:
             prefix = prefix[None]
@@ -434,16 +506,18 @@ def prefill_prefix(config: LlamaConfig, params: Params,
         mask_pt = jnp.ones((num_p, t), bool)
     else:
         mask_pt = jnp.asarray(prefix_mask).astype(bool).reshape(num_p, t)
-    return _prefill(config, params, embeds_ptd, mask_pt)
+    return embeds_ptd, mask_pt
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _prefill(config: LlamaConfig, params: Params, embeds_ptd: jax.Array,
-             mask_pt: jax.Array) -> PrefixCache:
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def prefill_arch(config: LlamaConfig, params: Params, embeds_ptd: jax.Array,
+                 mask_pt: jax.Array, arch: Arch) -> PrefixCache:
+    """`prefill_prefix` on embeddings [P, T, D] and mask [P, T] for the architecture `arch`."""
     num_p, t = mask_pt.shape
     cache = init_cache(config, num_p, t)
     positions = _default_positions(num_p, t, 0)
-    _, cache = forward_embeds(config, params, embeds_ptd, positions, mask_pt, cache)
+    _, _, cache = forward_arch(config, params, embeds_ptd, positions, mask_pt, cache,
+                               collect_hidden=False, arch=arch)
     return PrefixCache(k_lpskh=cache.k_lbskh, v_lpskh=cache.v_lbskh, key_mask_ps=mask_pt,
                        length_p=mask_pt.sum(-1).astype(jnp.int32))
 
@@ -463,6 +537,14 @@ def forward_with_prefix(config: LlamaConfig, params: Params, prefix_cache: Prefi
     Returns:
       hidden_bkd [B, k, D] after the final RMSNorm; hidden_bkd[:, -1] is the last soft token's.
     """
+    return continue_prefix(config, params, prefix_cache, embeds_bkd, prefix_index_b,
+                           attention_mask_bk, LLAMA)
+
+
+def continue_prefix(config, params: Params, prefix_cache: PrefixCache, embeds_bkd: jax.Array,
+                    prefix_index_b: Optional[jax.Array], attention_mask_bk: Optional[jax.Array],
+                    arch: Arch) -> jax.Array:
+    """`forward_with_prefix` for the architecture `arch`."""
     prefix_cache.check(config)
     chex.assert_rank(embeds_bkd, 3)
     chex.assert_axis_dimension(embeds_bkd, 2, config.hidden_size)
@@ -489,7 +571,6 @@ def forward_with_prefix(config: LlamaConfig, params: Params, prefix_cache: Prefi
                             jnp.arange(prefix_cache.key_mask_ps.shape[1])[None, None, :])
     slots_t = jnp.arange(t)
     near_self_tt = _near(config, slots_t[:, None], slots_t[None, :])
-    scale = _scale(config)
 
     def attention_fn(q, k, v, state, windowed):
         pk, pv = state  # [P, S, K, H]
@@ -500,8 +581,8 @@ def forward_with_prefix(config: LlamaConfig, params: Params, prefix_cache: Prefi
         parts = [(pk.astype(q.dtype), pv.astype(q.dtype),
                   _windowed(prefix_mask, near_prefix_bts, windowed)),
                  (k, v, _windowed(self_mask_bts, near_self_tt, windowed))]
-        return _attend(q, parts, scale), None
+        return arch.attend(config, q, parts), None
 
-    x, _, _ = _run_layers(config, params["layers"], x, positions_bt, attention_fn,
-                          (prefix_cache.k_lpskh, prefix_cache.v_lpskh), collect_hidden=False)
-    return rms_norm(x, params["final_norm"], config.rms_norm_eps)
+    x, _, _ = arch.run_layers(config, params["layers"], x, positions_bt, attention_fn,
+                              (prefix_cache.k_lpskh, prefix_cache.v_lpskh), collect_hidden=False)
+    return arch.final_norm(config, params, x)

@@ -6,6 +6,11 @@ an optional chat template, and its constructors:
   the vocabulary and merges stored in GGUF metadata; tokens the file marks as control become
   special tokens so `<|im_start|>` stays whole. For `tokenizer.ggml.pre == "smollm"` digits are
   split one by one before the byte-level split, as llama.cpp and SmolLM2's own tokenizer.json do.
+  SentencePiece vocabularies (`tokenizer.ggml.model == "llama"`, as Gemma-3 uses) are built by
+  transformers' GGUF tokenizer conversion (`transformers.integrations.gguf.convert_gguf_tokenizer`,
+  which knows each architecture's quirks, e.g. Gemma's merges rebuilt from the vocabulary order)
+  into a `tokenizers.Tokenizer`; `save` stores it as tokenizer.json, so a converted checkpoint
+  reloads without transformers.
 - `from_hf_dir`: `tokenizer.json` (+ `tokenizer_config.json` for specials and chat template).
 - `byte_fallback`: a 256-byte vocabulary (plus specials) for random models without a tokenizer.
 Tokenizing happens on the host, once, outside jitted code.
@@ -111,12 +116,16 @@ class Tokenizer:
 
     @classmethod
     def from_gguf_metadata(cls, meta: Mapping[str, Any]) -> "Tokenizer":
-        """Byte-level BPE from `tokenizer.ggml.*` metadata (ValueError for other tokenizer kinds)."""
+        """From `tokenizer.ggml.*` metadata: byte-level BPE ("gpt2") built here, SentencePiece
+        ("llama") through transformers' GGUF conversion; ValueError for other tokenizer kinds."""
         kind = meta.get("tokenizer.ggml.model")
+        if kind == "llama":
+            return cls._from_gguf_sentencepiece(meta)
         if kind != "gpt2":
-            raise ValueError(f"GGUF tokenizer.ggml.model={kind!r}: only byte-level BPE ('gpt2') "
-                             "tokenizers can be built from GGUF metadata; load the model from a "
-                             "Hugging Face directory with tokenizer.json instead")
+            raise ValueError(f"GGUF tokenizer.ggml.model={kind!r}: only byte-level BPE ('gpt2') and "
+                             "SentencePiece ('llama') tokenizers can be built from GGUF metadata; "
+                             "load the model from a Hugging Face directory with tokenizer.json "
+                             "instead")
         tokens = list(meta["tokenizer.ggml.tokens"])
         types = list(meta.get("tokenizer.ggml.token_type") or [1] * len(tokens))
         merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
@@ -144,6 +153,24 @@ class Tokenizer:
         return cls(backend, bos_id=meta.get("tokenizer.ggml.bos_token_id"),
                    eos_id=meta.get("tokenizer.ggml.eos_token_id"), pad_id=pad,
                    add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+                   chat_template=meta.get("tokenizer.chat_template"))
+
+    @classmethod
+    def _from_gguf_sentencepiece(cls, meta: Mapping[str, Any]) -> "Tokenizer":
+        """SentencePiece vocabulary -> `tokenizers.Tokenizer` with transformers' converter, fed
+        the metadata already read (its own GGUF reader is not needed)."""
+        # pylint: disable=import-outside-toplevel
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+            GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer)
+        tokenizer_dict = {name: meta[f"tokenizer.{key}"]
+                          for key, name in GGUF_TOKENIZER_MAPPING["tokenizer"].items()
+                          if f"tokenizer.{key}" in meta}
+        backend, _ = convert_gguf_tokenizer(meta.get("general.architecture"), tokenizer_dict)
+        # llama.cpp adds bos to a SentencePiece vocabulary unless the file says otherwise.
+        add_bos = meta.get("tokenizer.ggml.add_bos_token", True)
+        return cls(backend, bos_id=meta.get("tokenizer.ggml.bos_token_id"),
+                   eos_id=meta.get("tokenizer.ggml.eos_token_id"),
+                   pad_id=meta.get("tokenizer.ggml.padding_token_id"), add_bos=bool(add_bos),
                    chat_template=meta.get("tokenizer.chat_template"))
 
     @classmethod

@@ -43,9 +43,9 @@ import numpy as np
 from flax import struct
 
 from lago_jax.distributions import Categorical, DiagGaussian, Distribution
-from lago_jax.llm import model as llm_model
+from lago_jax import llm as llm_fns  # dispatches on the config's architecture (Llama, Gemma-3)
+from lago_jax.llm import LLMConfig
 from lago_jax.llm.cache import PrefixCache
-from lago_jax.llm.config import LlamaConfig
 from lago_jax.normalization import ObsNorm, identity_obs_norm
 
 Params = dict[str, Any]
@@ -206,7 +206,7 @@ class LLMPrior:
     ``init`` its parameters from the LLM's weights.
     """
 
-    llm_config: LlamaConfig
+    llm_config: LLMConfig
     """Shape of the frozen backbone (its hidden_size is d_model)."""
     instruction_token_ids: tuple[tuple[int, ...], ...]
     """The prefix tokens of every instruction in the env's bank, indexed by instruction_id."""
@@ -264,7 +264,7 @@ class LLMPrior:
                              f"LLM's max_position_embeddings={self.llm_config.max_position_embeddings}")
 
     @classmethod
-    def from_instructions(cls, llm_config: LlamaConfig, tokenizer: Any, instructions: Sequence[str],
+    def from_instructions(cls, llm_config: LLMConfig, tokenizer: Any, instructions: Sequence[str],
                           obs_dim: int, action_space: Any = None, *, head: Optional[str] = None,
                           action_dim: Optional[int] = None,
                           prompt_template: str = DEFAULT_PROMPT_TEMPLATE, **kwargs) -> "LLMPrior":
@@ -407,13 +407,12 @@ class LLMPrior:
 
         ``obs_norm`` defaults to the identity; ``distill`` sets it from the demonstrations.
         """
-        llm_model.check_params(self.llm_config, llm_params)
+        llm_fns.check_params(self.llm_config, llm_params)
         trainable = self.init_trainable(key)
-        embed = llm_params["embed"].astype(jnp.float32)
         frozen = {
             "llm": llm_params,
             "prefix_cache": self.build_prefix_cache(llm_params),
-            "soft_token_scale": jnp.sqrt(jnp.mean(jnp.square(embed))),
+            "soft_token_scale": llm_fns.token_embedding_rms(self.llm_config, llm_params),
             "obs_norm": obs_norm if obs_norm is not None else identity_obs_norm(self.obs_dim),
         }
         return PriorParams(trainable=trainable, frozen=frozen)
@@ -440,9 +439,9 @@ class LLMPrior:
         prefix_cache = jax.lax.stop_gradient(prior_params.frozen["prefix_cache"])
         soft_bkd = self.soft_tokens(prior_params, obs_bo)
         chex.assert_shape(instruction_id_b, (obs_bo.shape[0],))
-        hidden_bkd = llm_model.forward_with_prefix(self.llm_config, self.llm_weights(prior_params),
-                                                   prefix_cache, soft_bkd,
-                                                   instruction_id_b.astype(jnp.int32))
+        hidden_bkd = llm_fns.forward_with_prefix(self.llm_config, self.llm_weights(prior_params),
+                                                 prefix_cache, soft_bkd,
+                                                 instruction_id_b.astype(jnp.int32))
         return hidden_bkd[:, -1].astype(jnp.float32)
 
     def latent_uncached(self, prior_params: PriorParams, obs_bo: jax.Array,
@@ -461,10 +460,10 @@ class LLMPrior:
         mask_bt = jnp.concatenate(
             [jnp.asarray(mask_gt)[iid], jnp.ones((b, self.num_soft_tokens), bool)], axis=1)
         embeds = jnp.concatenate(
-            [llm_model.embed_tokens(self.llm_config, llm, ids_bt),
+            [llm_fns.embed_tokens(self.llm_config, llm, ids_bt),
              soft_bkd.astype(self.llm_config.jnp_dtype)], axis=1)
         positions_bt = jnp.maximum(jnp.cumsum(mask_bt.astype(jnp.int32), axis=1) - 1, 0)
-        hidden_btd, _ = llm_model.forward_embeds(self.llm_config, llm, embeds, positions_bt, mask_bt)
+        hidden_btd, _ = llm_fns.forward_embeds(self.llm_config, llm, embeds, positions_bt, mask_bt)
         return hidden_btd[:, -1].astype(jnp.float32)
 
     def apply(self, prior_params: PriorParams, obs_bo: jax.Array,
@@ -515,9 +514,9 @@ def _merge_lora_jit(prior: LLMPrior, llm_params: Params, lora: Params) -> Params
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _prefill(config: LlamaConfig, llm_params: Params, ids_gt: jax.Array,
+def _prefill(config: LLMConfig, llm_params: Params, ids_gt: jax.Array,
              mask_gt: jax.Array) -> PrefixCache:
-    return llm_model.prefill_prefix(config, llm_params, ids_gt, mask_gt)
+    return llm_fns.prefill_prefix(config, llm_params, ids_gt, mask_gt)
 
 
 # ----------------------------------------------------------------------------- MLP prior
