@@ -9,7 +9,8 @@ PPO runs use the default items ``{state,config,meta}`` (``step`` = updates done)
 the leaves of the whole ``TrainState`` pytree, keyed by their flattening index (zero-size leaves,
 such as an MJX model's empty actuator state, are not written: Orbax cannot store them; they are
 rebuilt from the abstract state on restore), ``config`` the ``PPOConfig`` as JSON, ``meta`` a
-small JSON record (step, format version). Prior distillation (``lago_jax.prior.distill``) uses
+small JSON record (step, format version, and on one process the SHA-256 of every array item,
+checked on restore). Prior distillation (``lago_jax.prior.distill``) uses
 ``{train_state,best,meta}``.
 
 Atomicity: Orbax writes a step into a temporary directory
@@ -23,7 +24,6 @@ A missing or unreadable checkpoint raises :class:`CheckpointError` naming the pa
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -31,6 +31,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from lago_jax.digest import tree_digest
 from lago_jax.errors import CheckpointError
 
 ITEMS = ("state", "config", "meta")
@@ -119,6 +120,8 @@ class Checkpointer:
         names = sorted((*trees, *records))
         if names != sorted(self.items):
             raise ValueError(f"Checkpointer.save_items got items {names}; this checkpointer holds {sorted(self.items)}")
+        if jax.process_count() == 1 and "meta" in records:  # several processes: shards, no digest
+            records = dict(records, meta=dict(records["meta"], sha256={k: tree_digest(v) for k, v in trees.items()}))
         args = {k: ocp.args.StandardSave(v) for k, v in trees.items()}
         args.update({k: ocp.args.JsonSave(v) for k, v in records.items()})
         self._manager.save(int(step), args=ocp.args.Composite(**args), force=True)
@@ -160,11 +163,19 @@ class Checkpointer:
         try:
             out = self._manager.restore(
                 int(step), args=ocp.args.Composite(**{k: ocp.args.StandardRestore(v) for k, v in templates.items()}))
-            return {k: out[k] for k in templates}
+            restored = {k: out[k] for k in templates}
         except Exception as e:  # noqa: BLE001
             raise CheckpointError(
                 f"checkpoint {path} is corrupt or does not match this run's state: {type(e).__name__}: {e}"
             ) from e
+        if "meta" in self.items and "meta" not in templates and jax.process_count() == 1:
+            want = self.restore_json(step, "meta").get("sha256", {})
+            for k, tree in restored.items():
+                if k in want and tree_digest(tree) != want[k]:
+                    raise CheckpointError(
+                        f"checkpoint {path}: its {k} does not match the SHA-256 recorded when it was "
+                        "saved (the files are damaged)")
+        return restored
 
     def restore_state(self, step: int, abstract_state: Any) -> Any:
         """Restore ``step``'s state into the structure of ``abstract_state`` (arrays or ShapeDtypeStructs)."""
@@ -204,11 +215,3 @@ def load_config(directory: str, step: int | None = None) -> tuple[dict, int]:
         return mgr.restore_config(step), step
     finally:
         mgr.close()
-
-
-def read_json(path: str) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e

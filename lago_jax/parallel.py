@@ -30,13 +30,15 @@ AXIS = "data"
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+               process_id: int | None = None, timeout_s: int = 120) -> bool:
     """Start JAX's distributed runtime (call before any other JAX work); returns whether it runs.
 
     With ``coordinator="HOST:PORT"``, ``num_processes`` and ``process_id`` it starts with those
     (every process passes the same coordinator, process 0 serves it). Without them it starts only
     where ``jax.distributed.initialize()`` can read them from the cluster (SLURM, Open MPI) and
-    otherwise does nothing (one process). On CPU the collectives go through gloo.
+    otherwise does nothing (one process). On CPU the collectives go through gloo. A process that
+    cannot join every other one (process 0 not started, a wrong address or port) fails after
+    ``timeout_s`` seconds with a RuntimeError naming the coordinator, instead of waiting on.
     """
     import os
 
@@ -51,12 +53,43 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             raise ValueError(f"coordinator={coordinator!r} must be HOST:PORT")
     elif not any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE")):
         return False
+    if not (isinstance(timeout_s, int) and timeout_s >= 1):
+        raise ValueError(f"timeout_s={timeout_s!r} must be a whole number of seconds >= 1")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if all(given):
-        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+        if process_id != 0:  # the runtime aborts the process when it cannot connect: look first
+            _wait_for_coordinator(coordinator, timeout_s)
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id,
+                                   initialization_timeout=timeout_s)
     else:
-        jax.distributed.initialize()
+        jax.distributed.initialize(initialization_timeout=timeout_s)
     return True
+
+
+def _wait_for_coordinator(coordinator: str, timeout_s: float) -> None:
+    """Returns once ``HOST:PORT`` accepts TCP connections; RuntimeError naming it after
+    ``timeout_s`` seconds without."""
+    import socket
+    import sys
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2.0):
+                return
+        except (OSError, ValueError) as e:
+            if not told:
+                print(f"waiting up to {timeout_s} s for the coordinator at {coordinator} (process 0)",
+                      file=sys.stderr, flush=True)
+                told = True
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"no coordinator answers at {coordinator} after {timeout_s} s ({e}); "
+                                   "start process 0 with the same --coordinator, or check the address and "
+                                   "port") from None
+            time.sleep(0.5)
 
 
 def is_main_process() -> bool:

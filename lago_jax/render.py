@@ -455,13 +455,12 @@ def load_ppo_policy(checkpoint_dir: str, env: Env, step: int | None = None):
     """``(config, act, params)`` of the PPO checkpoint (latest, or ``step``) in ``checkpoint_dir``."""
     from lago_jax.ppo.config import PPOConfig
     from lago_jax.ppo.evaluate import _open_checkpoint
-    from lago_jax.ppo.train import make_ppo
+    from lago_jax.ppo.train import abstract_train_state
 
     mgr, step = _open_checkpoint(checkpoint_dir, step)
     try:
         config = PPOConfig.from_dict(mgr.restore_config(step))
-        abstract = jax.eval_shape(make_ppo(config, env).init, jax.random.PRNGKey(0))
-        state = mgr.restore_state(step, abstract)
+        state = mgr.restore_state(step, abstract_train_state(config, env))
     finally:
         mgr.close()
     return config, ppo_act(config, env), (state.params, state.obs_stats)

@@ -16,7 +16,7 @@ import pytest
 
 from envs import demos as demos_lib
 from envs.point_mass import PointMass
-from lago_jax.experiments import pipeline
+from lago_jax.experiments import cli, pipeline
 from lago_jax.experiments.pipeline import ExperimentConfig
 from test_demos import greedy_policy
 from test_experiments import point_mass_suite
@@ -89,7 +89,7 @@ def test_bad_settings_are_refused_by_name(changes, match):
     (["--instruction", "hi"], "go with --eval-prior"),
 ])
 def test_cli_refuses_in_one_line(argv, match, capsys, tmp_path):
-    rc = pipeline.main(point_mass_suite, ("reach",), {}, ["--out", str(tmp_path), *argv])
+    rc = cli.main(point_mass_suite, ("reach",), {}, ["--out", str(tmp_path), *argv])
     err = capsys.readouterr().err
     assert rc == 2 and match.replace("\\", "") in err, err
     assert "Traceback" not in err

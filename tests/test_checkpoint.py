@@ -250,8 +250,8 @@ def test_beta_schedules_run_end_to_end_with_a_resume(tmp_path, schedule, uninter
 
 
 def test_schedule_flags_reach_the_ppo_config():
-    from lago_jax.experiments import pipeline
-    parser = pipeline.build_parser("point_mass", ("reach",), {})
+    from lago_jax.experiments import cli, pipeline
+    parser = cli.build_parser("point_mass", ("reach",), {})
     args = parser.parse_args(["--schedule", "adaptive", "--beta", "0.3", "--beta-final", "0.05", "--kl-target", "0.2",
                               "--kl-direction", "forward", "--prior-temperature", "2", "--reward-scale", "0.1",
                               "--lr", "1e-3", "--ent-coef", "0.003", "--gamma", "0.9", "--epochs", "8",

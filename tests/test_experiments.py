@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from envs.point_mass import PointMass
-from lago_jax.experiments import pipeline
+from lago_jax.experiments import cli, pipeline
 from lago_jax.experiments.pipeline import ExperimentConfig, Suite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +74,7 @@ def test_eval_reproduces_recorded_evaluation(pipeline_run):
     cfg, _ = pipeline_run
     with open(os.path.join(cfg.out_dir, "eval", "reach.json")) as f:
         recorded = json.load(f)["lago/seed1"]
-    again = pipeline.eval_only(recorded["checkpoint"], point_mass_suite(), "reach", cfg.eval_episodes, cfg.eval_seed + 1)
+    again = cli.eval_only(recorded["checkpoint"], point_mass_suite(), "reach", cfg.eval_episodes, cfg.eval_seed + 1)
     for k in ("return_mean", "success_rate", "step"):
         assert again[k] == recorded[k], k
 
@@ -169,7 +169,7 @@ def test_bad_ppo_settings_fail_before_any_stage(tmp_path):
 
 
 def _main(argv, capsys):
-    code = pipeline.main(point_mass_suite, ("reach",), {"num_updates": 3}, argv)
+    code = cli.main(point_mass_suite, ("reach",), {"num_updates": 3}, argv)
     return code, capsys.readouterr().err
 
 
@@ -182,14 +182,14 @@ def test_cli_refuses_repeated_seeds_and_steps_with_updates(tmp_path, capsys):
 
 
 def test_cli_length_arithmetic_and_every_flag_is_a_setting(tmp_path):
-    parser = pipeline.build_parser("point_mass", ("reach",), {"num_updates": 3})
+    parser = cli.build_parser("point_mass", ("reach",), {"num_updates": 3})
     import dataclasses
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     # Every flag lands in ExperimentConfig except these, which the entry point handles itself (the
-    # multi-process three start the processes of a run: the same experiment on any number; the
+    # multi-process four start the processes of a run: the same experiment on any number; the
     # next four evaluate a distilled prior on your own instructions; the last three film --eval).
     assert set(vars(parser.parse_args([]))) - fields == {"out", "total_steps", "eval_dir", "debug", "coordinator",
-                                                         "num_processes", "process_id", "eval_prior",
+                                                         "num_processes", "process_id", "coordinator_timeout", "eval_prior",
                                                          "instructions", "goals", "instructions_file",
                                                          "video", "video_episodes", "camera"}
     args = parser.parse_args(["--steps", "1000", "--envs", "4", "--rollout", "8"])
@@ -365,7 +365,7 @@ def test_group_trains_one_multitask_policy_reported_per_task_and_averaged(tmp_pa
     assert {"episodes/left", "episodes/right"} <= set(last)
     # The checkpoint reloads through --eval as the multi-task policy it is.
     ckpt = os.path.join(cfg.out_dir, "runs", "both", "ppo", "seed0")
-    r = pipeline.eval_only(ckpt, suite, None, episodes=4, seed=1000)  # the pipeline evaluated seed 0 with 1000 + 0
+    r = cli.eval_only(ckpt, suite, None, episodes=4, seed=1000)  # the pipeline evaluated seed 0 with 1000 + 0
     assert set(r["tasks"]) == {"left", "right"}
     assert r["tasks"]["left"]["return_mean"] == evals["left"]["ppo/seed0"]["return_mean"]
     with pytest.raises(ValueError, match="--envs 7 must be a multiple of the 2 tasks of 'both'"):

@@ -18,7 +18,7 @@ from envs.clevr_robot import ClevrRobot
 from envs.clevr_robot import instructions as lang
 from envs.clevr_robot import splits as clevr_splits
 from envs.clevr_robot.env import GOAL_FEATURES
-from lago_jax.experiments import pipeline
+from lago_jax.experiments import cli, pipeline
 from lago_jax.experiments.clevr_robot import make_clevr_robot_suite
 from lago_jax.experiments.pipeline import ExperimentConfig
 from lago_jax.prior import LLMPrior, MLPPrior, with_instructions
@@ -209,7 +209,7 @@ def test_your_own_words_end_to_end(language_run, tmp_path, capsys):
     cfg, _ = language_run
     lines = tmp_path / "mine.tsv"
     lines.write_text("# goal<TAB>text\nblue,green,front\tThe green ball wants the blue ball in front of it.\n")
-    rc = pipeline.main(make_clevr_robot_suite, ("goals",), {}, [
+    rc = cli.main(make_clevr_robot_suite, ("goals",), {}, [
         "--eval-prior", os.path.join(cfg.out_dir, "priors", "goals", "llm"),
         "--instruction", "Shove the red ball left of the blue one.", "--goal", "red,blue,left",
         "--instructions-file", str(lines), "--eval-episodes", "4"])
@@ -218,7 +218,7 @@ def test_your_own_words_end_to_end(language_run, tmp_path, capsys):
     assert [r["goal"] for r in out] == ["red,blue,left", "blue,green,front"]
     for r in out:
         assert r["seen_in_training"] is False and 0 <= r["greedy_success"] <= 1 and r["episodes"] == 4
-    assert pipeline.main(make_clevr_robot_suite, ("goals",), {}, [
+    assert cli.main(make_clevr_robot_suite, ("goals",), {}, [
         "--eval-prior", os.path.join(cfg.out_dir, "priors", "goals", "llm"),
         "--instruction", "x", "--goal", "red,red,left"]) == 2
 

@@ -100,10 +100,10 @@ def pipeline_child(out: str, process_id: int, num_processes: int, port: int) -> 
                  "--process-id", str(process_id)]
     else:
         runtime.set_xla_flags(("--xla_force_host_platform_device_count=2",))
-    from lago_jax.experiments import pipeline
+    from lago_jax.experiments import cli
     from tests.test_experiments import point_mass_suite
 
-    code = pipeline.main(point_mass_suite, ("reach",), PIPELINE_DEFAULTS, argv)
+    code = cli.main(point_mass_suite, ("reach",), PIPELINE_DEFAULTS, argv)
     import jax
 
     assert jax.device_count() == 2 and jax.process_count() == num_processes
@@ -213,9 +213,9 @@ def test_pipeline_on_two_processes_equals_one_process_with_two_devices(tmp_path)
 
 def test_cli_multiprocess_flags_go_together(tmp_path, capsys):
     from tests.test_experiments import point_mass_suite
-    from lago_jax.experiments import pipeline
+    from lago_jax.experiments import cli
 
-    code = pipeline.main(point_mass_suite, ("reach",), {}, ["--out", str(tmp_path / "x"), "--coordinator", "h:1"])
+    code = cli.main(point_mass_suite, ("reach",), {}, ["--out", str(tmp_path / "x"), "--coordinator", "h:1"])
     err = capsys.readouterr().err
     assert code == 2 and "missing --num-processes and --process-id" in err and len(err.splitlines()) == 2
     assert not os.path.exists(tmp_path / "x")

@@ -61,7 +61,8 @@ def test_config_updates_and_roundtrip():
         PPOConfig()
     c = PPOConfig(num_envs=4, num_steps=8, total_timesteps=100)
     assert c.updates == 3
-    assert PPOConfig(num_updates=7, total_timesteps=100).updates == 7
+    with pytest.raises(ValueError, match="num_updates=7 and total_timesteps=100 both set"):
+        PPOConfig(num_updates=7, total_timesteps=100)
     assert PPOConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown PPOConfig fields"):
         PPOConfig.from_dict(dict(c.to_dict(), bogus=1))

@@ -54,8 +54,9 @@ def discrete_seeds():
 @pytest.fixture(scope="module")
 def prior_update():
     """Runs with the prior for beta = 0 and beta = 1 from one jitted program vmapped over the same
-    seeds as ``discrete_seeds`` (beta lives in the train state, so both share the compilation)."""
-    cfg = config()
+    seeds as ``discrete_seeds`` (beta lives in the train state, so both share the compilation; the
+    config's positive ``kl_coef`` is what has the update evaluate the prior at all)."""
+    cfg = config(kl_coef=1.0)
     ppo = make_ppo(cfg, PointMass(discrete=True), prior=LinearPrior())
 
     def train(key, prior_params, beta):
@@ -138,7 +139,7 @@ def test_kl_penalty_pulls_policy_to_prior(prior_update):
 def test_prior_on_a_quarter_of_the_steps_still_pulls_policy_to_prior(prior_update):
     """``prior_fraction = 0.25``: the prior evaluated on 8 of the 32 time steps per update; the KL
     (measured over those states) still falls as far as with the prior on every state."""
-    cfg = config(prior_fraction=0.25)
+    cfg = config(prior_fraction=0.25, kl_coef=1.0)
     ppo = make_ppo(cfg, PointMass(discrete=True), prior=LinearPrior())
 
     def train(key):

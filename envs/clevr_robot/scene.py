@@ -54,7 +54,6 @@ WALL_Y_HIGH = 0.7
 TIMESTEP = 0.01
 # qpos/qvel addresses (the free joints come first, then the pusher's slide joints)
 BALL_QPOS = tuple(7 * i for i in range(NUM_BALLS))
-BALL_QVEL = tuple(6 * i for i in range(NUM_BALLS))
 PUSHER_QPOS = 7 * NUM_BALLS
 PUSHER_QVEL = 6 * NUM_BALLS
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from lago_jax.experiments.pipeline import Suite, main
+from lago_jax.experiments.cli import main
+from lago_jax.experiments.config import Suite
 
 TASKS = ("goals",)
 """CLEVR-Robot has one task: random (source, destination, direction) goals from language."""

@@ -29,7 +29,8 @@ def start_processes(args: argparse.Namespace) -> bool:
     if missing and len(missing) < len(MULTIPROCESS_FLAGS):
         raise ValueError(f"{', '.join(flag for _, flag in MULTIPROCESS_FLAGS)} go together; missing "
                          f"{' and '.join(missing)}")
-    return parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+    return parallel.initialize(args.coordinator, args.num_processes, args.process_id,
+                               timeout_s=args.coordinator_timeout)
 
 
 def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int, seed: int,
@@ -228,6 +229,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
                        help="number of processes")
     multi.add_argument("--process-id", dest="process_id", type=int, default=None, metavar="I",
                        help="this process's index in [0, N)")
+    multi.add_argument("--coordinator-timeout", dest="coordinator_timeout", type=int, default=120, metavar="S",
+                       help="seconds to wait for every process to join before failing (default 120)")
     return p
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from lago_jax.experiments.pipeline import Suite, main
+from lago_jax.experiments.cli import main
+from lago_jax.experiments.config import Suite
 
 DEFAULT_TASKS = ("reach-v3",)
 

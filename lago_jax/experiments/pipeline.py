@@ -27,8 +27,9 @@ plot) and prints, the others waiting at a barrier after each such write.
 
 The code is split by concern: :mod:`~lago_jax.experiments.config` (settings, variants, suites),
 :mod:`~lago_jax.experiments.stages` (the stages), :mod:`~lago_jax.experiments.report` (tables,
-intervals, curves), :mod:`~lago_jax.experiments.cli` (command line); this module is the driver
-and re-exports their public names.
+intervals, curves), :mod:`~lago_jax.experiments.cli` (the command line: ``main``,
+``build_parser``, ``eval_only``; it imports this driver, never the other way round); this module
+is the driver and re-exports the public names of config, stages and report.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     if parallel.is_main_process():
         _lock_out_dir(cfg.out_dir)
     saved_cfg = os.path.join(cfg.out_dir, "experiment.json")
+    weights = _weights_fingerprints(cfg)
     if os.path.exists(saved_cfg):
         old = _read_json(saved_cfg)
         mine = json.loads(json.dumps(cfg.to_dict()))
@@ -85,10 +87,18 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
                 f"{cfg.out_dir} holds an experiment with different settings ({diff}); "
                 "use another --out directory or the same flags to resume"
             )
+        changed = sorted(k for k, v in old.get(WEIGHTS_KEY, {}).items() if weights.get(k) != v)
+        if changed:
+            raise ValueError(
+                f"{cfg.out_dir}: the model behind "
+                f"{', '.join(f'{_FLAG[k]} {getattr(cfg, k)!r}' for k in changed)} "
+                "changed since this experiment started (its files differ from those its priors were "
+                "distilled on); use another --out directory, or restore the original files to resume"
+            )
     # Every process has read the old settings (and agreed) before process 0 replaces them.
     parallel.barrier("lago_jax.experiments: settings checked")
     if parallel.is_main_process():
-        _write_json(saved_cfg, cfg.to_dict())
+        _write_json(saved_cfg, {**cfg.to_dict(), WEIGHTS_KEY: weights})
     parallel.barrier("lago_jax.experiments: experiment.json written")
     all_rows, extra = [], {"priors": {}, "demos": {}, "timings": {}}
     sections: list[str] = []
@@ -144,6 +154,25 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
 _LOCKS: dict[str, Any] = {}
 
 
+WEIGHTS_KEY = "weights_fingerprint"
+"""experiment.json's record of the files behind --llm and --random-llm (not a setting)."""
+_FLAG = {"llm": "--llm", "random_llm": "--random-llm"}
+
+
+def _weights_fingerprints(cfg) -> dict:
+    """``{"llm": ..., "random_llm": ...}``: each model's content fingerprint (the one the converted-
+    weights cache uses), so that a resumed experiment notices a model replaced at the same path.
+    Random backbones are named by their spec alone."""
+    from lago_jax.llm.checkpoint import source_fingerprint
+
+    out = {}
+    for key in ("llm", "random_llm"):
+        spec = getattr(cfg, key)
+        if spec is not None:
+            out[key] = spec if spec.startswith("random:") else source_fingerprint(spec)
+    return out
+
+
 def _lock_out_dir(out_dir: str) -> None:
     """One run per output directory: an exclusive lock on ``<out>/.lock`` held for the process's
     life (released by the OS if it dies); a second run on the same directory is refused naming the
@@ -187,12 +216,9 @@ def _check_multiprocess(cfg: ExperimentConfig) -> None:
             raise ValueError(f"{name}={getattr(cfg, name)} must be divisible by the {n} devices of the "
                              f"{jax.process_count()} processes")
 
-
-from lago_jax.experiments.cli import build_parser, eval_only, main  # noqa: E402  (cli imports the driver lazily)
-
 __all__ = [
     "CONVERTED_CACHE_DIR", "CURVE_KEYS", "ExperimentConfig", "PRIOR_KINDS", "Suite", "VARIANTS", "VARIANT_LABEL",
-    "VARIANT_PRIOR", "build_parser", "build_prior", "curve_figure", "demos_stage", "distill_stage", "eval_only",
-    "eval_stage", "load_backbone", "log", "main", "mean_band",
+    "VARIANT_PRIOR", "build_prior", "curve_figure", "demos_stage", "distill_stage",
+    "eval_stage", "load_backbone", "log", "mean_band",
     "mean_ci95", "plot_curves", "run_pipeline", "seed_curve", "summarize", "train_stage", "write_table",
 ]

@@ -43,7 +43,9 @@ A prior is any object with a method::
 The loss then adds ``beta * mean(kl_divergence(pi, prior_dist, config.kl_direction))``
 (``"reverse"``: KL(pi || prior), ``"forward"``: KL(prior || pi)); beta follows
 ``config.kl_schedule`` (:mod:`lago_jax.ppo.schedule`). Without a prior, or with beta = 0,
-the update is exactly PPO. Metrics carry ``kl_prior`` (per minibatch) and ``beta`` (per update).
+the update is exactly PPO; a beta that stays 0 (``not config.kl_active``) skips the prior
+altogether, and a positive one without a prior is refused. Metrics carry ``kl_prior`` (per
+minibatch) and ``beta`` (per update).
 """
 
 from lago_jax.normalization import ObsNormStats

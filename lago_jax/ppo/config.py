@@ -22,10 +22,10 @@ class PPOConfig:
     """Rollout length T: env steps per environment per update. Divisible by ``num_minibatches``."""
     total_timesteps: int | None = None
     """Training length in env steps; ``num_updates = total_timesteps // (num_envs * num_steps)``.
-    Give this or ``num_updates``."""
+    Give exactly one of this and ``num_updates``."""
     num_updates: int | None = None
-    """Training length in updates (one rollout + ``update_epochs`` epochs each). Overrides
-    ``total_timesteps`` when both are given."""
+    """Training length in updates (one rollout + ``update_epochs`` epochs each). Give exactly one
+    of this and ``total_timesteps``."""
     update_epochs: int = 4
     """SGD epochs over each rollout."""
     num_minibatches: int = 4
@@ -69,7 +69,8 @@ class PPOConfig:
     """Initial value of the state-independent Gaussian log-std (continuous actions only)."""
     kl_coef: float = 0.0
     """beta: weight of the KL penalty toward the prior at the start of training, >= 0.
-    0 (the default) is vanilla PPO."""
+    0 (the default) is vanilla PPO. A positive beta at any update (``kl_active``) needs a prior;
+    a prior under a beta that stays 0 is not evaluated."""
     kl_schedule: str = "constant"
     """How beta evolves: ``"constant"``, ``"linear"`` (to ``kl_coef_final`` over training) or
     ``"adaptive"`` (doubles/halves to track ``kl_target``)."""
@@ -115,9 +116,11 @@ class PPOConfig:
     checkpoint_every: int = 10
     """At most this many updates per jitted chunk in :func:`lago_jax.ppo.train.run` (the largest
     divisor of the number of updates not above it, so every chunk is one compiled program); a
-    checkpoint follows each chunk."""
+    checkpoint follows each chunk. Only ``run`` checkpoints: ``make_train`` runs every update in
+    one program, whatever this is."""
     seed: int = 0
-    """Seed used by :func:`lago_jax.ppo.train.run`."""
+    """The run's PRNG seed: :func:`lago_jax.ppo.train.run` starts from ``PRNGKey(seed)``, and so
+    does ``make_train``'s ``train()`` when it is called without a key."""
 
     def __post_init__(self):
         def bad(name, expected):
@@ -129,6 +132,9 @@ class PPOConfig:
                 bad(name, "an integer >= 1")
         if self.num_updates is None and self.total_timesteps is None:
             raise ValueError("PPOConfig needs num_updates or total_timesteps; both are None")
+        if self.num_updates is not None and self.total_timesteps is not None:
+            raise ValueError(f"PPOConfig.num_updates={self.num_updates} and total_timesteps={self.total_timesteps} "
+                             "both set the training length; give one of them")
         if self.num_updates is not None and (not isinstance(self.num_updates, int) or self.num_updates < 1):
             bad("num_updates", "an integer >= 1 or None")
         if self.num_updates is None and self.total_timesteps < self.num_envs * self.num_steps:
@@ -175,6 +181,12 @@ class PPOConfig:
         if self.num_updates is not None:
             return self.num_updates
         return self.total_timesteps // (self.num_envs * self.num_steps)
+
+    @property
+    def kl_active(self) -> bool:
+        """Whether beta is positive at some update: ``kl_coef > 0``, or a linear schedule to
+        ``kl_coef_final > 0`` (the adaptive rule keeps a zero beta at zero)."""
+        return self.kl_coef > 0 or (self.kl_schedule == "linear" and self.kl_coef_final > 0)
 
     @property
     def steps_per_update(self) -> int:

@@ -133,13 +133,12 @@ def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, g
     Returns ``return_mean, return_std, success_rate, length_mean, episodes, step``.
     Raises ``CheckpointError`` when no readable checkpoint is there.
     """
-    from lago_jax.ppo.train import make_ppo
+    from lago_jax.ppo.train import abstract_train_state
 
     mgr, step = _open_checkpoint(checkpoint_dir, step)
     try:
         config = PPOConfig.from_dict(mgr.restore_config(step))
-        abstract = jax.eval_shape(make_ppo(config, env).init, jax.random.PRNGKey(0))
-        state = mgr.restore_state(step, abstract)
+        state = mgr.restore_state(step, abstract_train_state(config, env))
     finally:
         mgr.close()
     result = evaluate_params(config, env, state.params, state.obs_stats, episodes, seed, greedy)

@@ -388,12 +388,20 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
         stack, one device), e.g. :class:`envs.multitask.MultiTaskEnv` or ``MT10Env``, which
         trains one policy on several tasks and adds per-task statistics to the metrics.
       prior: None, or an object with ``apply(prior_params, obs, instruction_id) -> Distribution``
-        (see :mod:`lago_jax.ppo`).
+        (see :mod:`lago_jax.ppo`). Required when ``config.kl_active`` (a positive beta at some
+        update); when beta stays 0 the prior is not evaluated (its ``prior_params`` are still
+        required) and the update is vanilla PPO.
       mesh: None (one device, no collectives) or a ``Mesh`` with axis ``"data"``; ``num_envs``
         must be divisible by its size.
     """
     if not isinstance(config, PPOConfig):
         raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
+    if prior is None and config.kl_active:
+        name = "kl_coef" if config.kl_coef > 0 else "kl_coef_final"
+        raise ValueError(f"PPOConfig.{name}={getattr(config, name)} weights a KL penalty toward a prior, but no "
+                         f"prior was given; pass a prior or set {name}=0")
+    # A beta that stays 0 makes the KL term exactly 0: the prior is not evaluated at all.
+    guide = prior if config.kl_active else None
     n_dev = 1 if mesh is None else int(mesh.devices.size)
     if config.num_envs % n_dev:
         raise ValueError(f"PPOConfig.num_envs={config.num_envs} must be divisible by the {n_dev} devices of the mesh")
@@ -421,7 +429,7 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
             env_state=env_state,
         )
 
-    learn = make_learn(config, network, optimizer, prior, local_envs, axis_name, obs_dim,
+    learn = make_learn(config, network, optimizer, guide, local_envs, axis_name, obs_dim,
                        getattr(benv, "task_rows", None))
 
     def one_update(state: TrainState, prior_params: Any) -> tuple[TrainState, dict]:
@@ -489,17 +497,28 @@ def make_ppo(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any 
     )
 
 
-def make_train(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any = None) -> Callable[..., TrainOutput]:
-    """``train(key, prior_params=None) -> TrainOutput``: a whole run in one jitted function.
+def abstract_train_state(config: PPOConfig, env: Env) -> TrainState:
+    """Shapes and dtypes of a run's ``TrainState`` (what its checkpoints restore into). The prior
+    enters the update, not the state, so a guided run's config needs no prior here."""
+    unguided = dataclasses.replace(config, kl_coef=0.0, kl_coef_final=0.0)
+    return jax.eval_shape(make_ppo(unguided, env).init, jax.random.PRNGKey(0))
 
-    ``key`` is a ``uint32[2]`` PRNG key (``jax.random.PRNGKey(seed)``). ``prior_params`` is an
-    argument (never a closed-over constant) and is replicated over devices; it is required
-    when ``prior`` is given. ``jax.vmap(train)(keys)`` (or ``in_axes=(0, None)`` with prior
-    params) trains several seeds at once (single-device path, ``mesh=None``).
+
+def make_train(config: PPOConfig, env: Env, prior: Prior | None = None, mesh: Any = None) -> Callable[..., TrainOutput]:
+    """``train(key=None, prior_params=None) -> TrainOutput``: a whole run in one jitted function.
+
+    ``key`` is a ``uint32[2]`` PRNG key; None uses ``PRNGKey(config.seed)``, the key :func:`run`
+    starts from. ``prior_params`` is an argument (never a closed-over constant) and is replicated
+    over devices; it is required when ``prior`` is given. ``jax.vmap(train)(keys)`` (or
+    ``in_axes=(0, None)`` with prior params) trains several seeds at once (single-device path,
+    ``mesh=None``). All ``config.updates`` updates run in one program, without checkpoints
+    (``config.checkpoint_every`` is :func:`run`'s chunking).
     """
     ppo = make_ppo(config, env, prior, mesh)
 
-    def train(key: jax.Array, prior_params: Any = None) -> TrainOutput:
+    def train(key: jax.Array | None = None, prior_params: Any = None) -> TrainOutput:
+        if key is None:
+            key = jax.random.PRNGKey(config.seed)
         state = ppo.init(key)
         state, metrics = ppo.update(state, prior_params, config.updates)
         return TrainOutput(state=state, metrics=metrics)

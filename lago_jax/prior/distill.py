@@ -23,7 +23,6 @@ A non-finite loss stops training: the parameters from before that step are check
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -580,9 +579,3 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
         backbone=prior.backbone)
     params = PriorParams(trainable=best_trainable, frozen={**prior_params.frozen, "obs_norm": obs_norm})
     return prior.refresh_prefix_cache(params), result
-
-
-def save_result(result: DistillResult, path: str) -> None:
-    """Writes the result as JSON."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(result.to_dict(), f, indent=2)
