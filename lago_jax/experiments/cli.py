@@ -5,6 +5,7 @@ for the traceback), ``--eval`` of a single checkpoint, and several processes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -283,9 +284,15 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
         else:
             kw["num_updates"] = defaults.get("num_updates", ExperimentConfig.num_updates)
         cfg = ExperimentConfig(**kw)
+        import jax
+
+        from lago_jax import interrupt
         from lago_jax.experiments.pipeline import run_pipeline
 
-        run_pipeline(cfg, suite)
+        # One process: Ctrl-C stops at the next checkpoint, never inside a compiled step (the C
+        # engines' callbacks). Several processes stop together only through the runtime.
+        with interrupt.deferred() if jax.process_count() == 1 else contextlib.nullcontext():
+            run_pipeline(cfg, suite)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume from the last checkpoints", file=sys.stderr)
         return 130

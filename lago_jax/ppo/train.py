@@ -41,7 +41,7 @@ from jax.sharding import PartitionSpec as P
 
 from envs.core import Env, State
 from envs.wrappers import VmapWrapper, is_batched, training_env
-from lago_jax import parallel
+from lago_jax import interrupt, parallel
 from lago_jax.errors import NonFiniteLossError
 from lago_jax.distributions import Categorical, DiagGaussian
 from lago_jax.normalization import ObsNormStats, update_obs_norm
@@ -732,6 +732,7 @@ def run(
             bar.update(n)
             if chunk_rows:
                 bar.set_postfix(log_lib.progress_postfix(chunk_rows[-1]))
+            interrupt.check()  # Ctrl-C (under interrupt.deferred) stops here, after the checkpoint
     finally:
         bar.close()
         logger.close()

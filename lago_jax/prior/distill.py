@@ -37,7 +37,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from lago_jax import parallel
+from lago_jax import interrupt, parallel
 from lago_jax.checkpoint import Checkpointer
 from lago_jax.errors import CheckpointError, NonFiniteLossError
 from lago_jax.normalization import ObsNorm, compute_obs_norm
@@ -562,6 +562,7 @@ def distill(prior: DistillablePrior, prior_params: PriorParams, demos: Any, conf
                     train_curve.append((step, float(np.mean(window))))
                     window = []
                 save(step, trainable, opt_state)
+                interrupt.check()  # Ctrl-C (under interrupt.deferred) stops here, after the checkpoint
     finally:
         bar.close()
         if manager is not None:
