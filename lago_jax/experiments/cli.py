@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import sys
 from typing import Callable, Sequence
@@ -235,12 +236,28 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) 
     return p
 
 
+class _CheckpointThreadFilter(logging.Filter):
+    """Drops Orbax's log records of an exception in one of its writer threads (a traceback of
+    dozens of lines each): the same exception reaches the caller, which names it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_SignalingThread.run() raised an exception" not in record.getMessage()
+
+
+def _quiet_checkpoint_threads() -> None:
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _CheckpointThreadFilter) for f in logger.filters):
+        logger.addFilter(_CheckpointThreadFilter())
+
+
 def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defaults: dict, argv=None) -> int:
     from lago_jax import runtime
 
     runtime.configure()
     suite_name = suite_factory.__name__.replace("make_", "").replace("_suite", "")
     args = build_parser(suite_name, default_tasks, defaults).parse_args(argv)
+    if not args.debug:
+        _quiet_checkpoint_threads()
     try:
         start_processes(args)  # before any other JAX work (the suite's modules may build arrays)
         suite = suite_factory()
