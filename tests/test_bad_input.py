@@ -127,3 +127,11 @@ def test_an_unwritable_compilation_cache_warns_instead_of_failing(tmp_path):
     blocker.write_text("")
     with pytest.warns(UserWarning, match="compilation cache is off"):
         assert runtime.enable_compilation_cache(str(blocker / "cache")) is None
+
+
+def test_help_lists_every_task_and_group(capsys):
+    from lago_jax.experiments.metaworld import make_metaworld_suite
+
+    parser = cli.build_parser("metaworld", ("reach-v3",), {}, task_names=lambda: make_metaworld_suite().all_task_names)
+    text = parser.format_help()
+    assert "tasks and groups (--task):" in text and " mt10" in text and "peg-insert-side-v3" in text

@@ -124,14 +124,29 @@ def eval_prior_texts(args: argparse.Namespace, suite: Suite) -> list[dict]:
     return results
 
 
-def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``--help`` ends with the suite's task and group names, found only
+    when help is asked for (building a suite imports its environments)."""
+
+    task_names: Callable[[], Sequence[str]] | None = None
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if self.task_names is not None:
+            text += f"\ntasks and groups (--task): {' '.join(self.task_names())}\n"
+        return text
+
+
+def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict,
+                 task_names: Callable[[], Sequence[str]] | None = None) -> argparse.ArgumentParser:
+    p = _Parser(
         prog=f"python -m lago_jax.experiments.{suite_name}",
         description="LaGO pipeline: collect demos -> distill priors -> train PPO variants -> evaluate -> report.",
     )
+    p.task_names = task_names
     d = {**{f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}, **defaults}
     p.add_argument("--task", "--tasks", dest="tasks", nargs="+", default=None,
-                   help=f"task name(s) (default: {' '.join(default_tasks)})")
+                   help=f"task or group name(s) (default: {' '.join(default_tasks)}; every name is listed at the end)")
     p.add_argument("--out", default=os.path.join("outputs", suite_name), help="output directory (resumed if it exists)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(d["seeds"]))
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
@@ -255,7 +270,8 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
 
     runtime.configure()
     suite_name = suite_factory.__name__.replace("make_", "").replace("_suite", "")
-    args = build_parser(suite_name, default_tasks, defaults).parse_args(argv)
+    args = build_parser(suite_name, default_tasks, defaults,
+                        task_names=lambda: suite_factory().all_task_names).parse_args(argv)
     if not args.debug:
         _quiet_checkpoint_threads()
     try:
