@@ -55,10 +55,22 @@ def make_hf_model(spec: TinySpec, seed: int = 0):
         bos_token_id=1, eos_token_id=2, pad_token_id=0, attn_implementation="eager")
     model = transformers.LlamaForCausalLM(hf_config).eval().float()
     # Random norm weights too, so a wrong RMSNorm cast order or a swapped norm shows up.
+    return randomize_norms(model, mean=1.0, scale=0.2)
+
+
+def randomize_norms(model, mean: float, scale: float, bias_scale: float | None = None):
+    """Sets every norm weight of a transformers model to mean + scale * normal noise (and, with
+    `bias_scale`, every bias to bias_scale * noise), in parameter order from torch's global
+    generator, so a norm or bias that is missing, misplaced or applied wrongly shows up.
+    Returns the model."""
+    import torch
+
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+                p.copy_(mean + scale * torch.randn_like(p))
+            elif bias_scale is not None and name.endswith("bias"):
+                p.copy_(bias_scale * torch.randn_like(p))
     return model
 
 
@@ -77,6 +89,25 @@ def save_hf_model(model, directory: str, spec: TinySpec, dtype=None) -> str:
 def hf_state(model) -> dict[str, np.ndarray]:
     """The model's state dict as float32 numpy arrays (tied lm_head included)."""
     return {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def gguf_reference(path: str):
+    """transformers' reading of a GGUF file: (model in float32 with eager attention, tokenizer)."""
+    import torch
+    import transformers
+
+    directory, name = os.path.dirname(path), os.path.basename(path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        directory, gguf_file=name, dtype=torch.float32, attn_implementation="eager").eval()
+    return model, transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
+
+
+def gguf_reference_tokenizer(path: str):
+    """transformers' tokenizer read from a GGUF file."""
+    import transformers
+
+    return transformers.AutoTokenizer.from_pretrained(os.path.dirname(path),
+                                                      gguf_file=os.path.basename(path))
 
 
 def hf_forward(model, ids: np.ndarray, attention_mask=None, position_ids=None):
@@ -125,11 +156,7 @@ def make_gemma3_model(seed: int = 0, norm_scale: float = 0.3, **config_kwargs):
     kwargs = dict(pad_token_id=0, eos_token_id=1, bos_token_id=2, attn_implementation="eager")
     kwargs.update(config_kwargs)
     model = transformers.Gemma3ForCausalLM(transformers.Gemma3TextConfig(**kwargs)).eval().float()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(norm_scale * torch.randn_like(p))
-    return model
+    return randomize_norms(model, mean=0.0, scale=norm_scale)
 
 
 SENTENCEPIECE_WORDS = ("▁the", "▁red", "▁ball", "▁blue", "▁push", "▁left", "▁of", "▁to", "the",

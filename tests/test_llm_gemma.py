@@ -19,11 +19,7 @@ transformers reading the same file: logits, tokenizer, greedy continuation, and 
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
-import os
-from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -34,28 +30,17 @@ from lago_jax import llm
 from lago_jax.llm import checkpoint, gemma
 from lago_jax.llm import gguf as gguf_io
 
-from llm_fixtures import (hf_forward, hf_state, make_gemma3_model, rel_err,
-                          sentencepiece_tokenizer_metadata)
+from llm_family_checks import (ROPE_MAX_ULP, TOL, T, VOCAB, Family,
+                               check_config_and_parameter_count, check_configs_change_logits,
+                               check_converted_round_trip, check_kv_cache_decoding,
+                               check_logits_and_hidden_states, check_prefix_cache,
+                               check_refused_in_one_line, family_fixtures, forward_all,
+                               left_padded, random_ids, step)
+from llm_fixtures import (gguf_reference, gguf_reference_tokenizer, hf_forward, hf_state,
+                          make_gemma3_model, rel_err, sentencepiece_tokenizer_metadata)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
-TOL = 1e-5
-"""Relative logit/hidden error allowed against transformers (measured: about 1e-6)."""
-T = 11
-"""Test sequence length; every window below is shorter."""
-VOCAB = 263
-
-
-@dataclasses.dataclass(frozen=True)
-class Family:
-    """A tiny transformers Gemma-3 model, the config.json edits applied after saving it, and the
-    GemmaConfig fields expected from that directory."""
-
-    name: str
-    hf_kwargs: dict[str, Any]
-    expect: dict[str, Any]
-    rewrite: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None
 
 
 def _legacy_form(cfg):
@@ -94,88 +79,20 @@ FAMILIES = [
                        tie_word_embeddings=False, final_logit_softcapping=0.1),
            rewrite=_legacy_form),
 ]
-FAMILY_BY_NAME = {f.name: f for f in FAMILIES}
-
-
-def _save_family(family: Family, directory: str, seed: int = 0):
-    """Saves a random model of `family`; returns transformers' reading of the saved directory."""
-    model = make_gemma3_model(seed, **family.hf_kwargs)
-    model.save_pretrained(directory, safe_serialization=True)
-    if family.rewrite is not None:
-        path = os.path.join(directory, "config.json")
-        with open(path) as f:
-            cfg = family.rewrite(json.load(f))
-        with open(path, "w") as f:
-            json.dump(cfg, f)
-    return transformers.AutoModelForCausalLM.from_pretrained(
-        directory, dtype=torch.float32, attn_implementation="eager").eval()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """name -> (family, transformers model, config, params, directory), each built once."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            fam = FAMILY_BY_NAME[name]
-            directory = str(tmp_path_factory.mktemp(name))
-            ref = _save_family(fam, directory)
-            config, params, _ = llm.load_pretrained(directory)
-            cache[name] = fam, ref, config, params, directory
-        return cache[name]
-
-    return get
-
-
-@pytest.fixture(params=[f.name for f in FAMILIES])
-def family(request, built):
-    return built(request.param)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _forward_all(config, params, ids, positions, mask):
-    return llm.forward_ids(config, params, ids, positions, mask, return_hidden_states=True)[:2]
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _final_hidden(config, params, ids, positions, mask):
-    return llm.forward_embeds(config, params, llm.embed_tokens(config, params, ids), positions,
-                              mask)[0]
-
-
-_step = jax.jit(llm.forward_ids, static_argnums=0)
-_with_prefix = jax.jit(llm.forward_with_prefix, static_argnums=0)
-
-
-def _ids(shape, seed, vocab=VOCAB):
-    return np.random.default_rng(seed).integers(3, vocab, size=shape).astype(np.int32)
-
-
-def _left_padded(mask):
-    """Positions of a left-padded batch: real tokens count from 0, padding sits at 0."""
-    return np.clip(np.cumsum(mask, -1) - 1, 0, None).astype(np.int32)
+built, family = family_fixtures(FAMILIES,
+                                lambda fam: make_gemma3_model(seed=0, **fam.hf_kwargs))
 
 
 # ----------------------------------------------------------------------------- config
 
 
 def test_config_and_parameter_count(family):
-    fam, ref, config, params, _ = family
-    assert isinstance(config, llm.GemmaConfig) and llm.functions_for(config) is gemma
-    for field, value in fam.expect.items():
-        assert getattr(config, field) == value, (field, getattr(config, field), value)
+    check_config_and_parameter_count(family, llm.GemmaConfig)
+    _, ref, config, params, _ = family
+    assert llm.functions_for(config) is gemma
     assert config.layer_types == tuple(ref.config.layer_types)
     assert config.attn_logit_softcapping is None
-    n_ref = sum(p.numel() for p in ref.parameters())  # a tied head is one shared tensor
-    assert config.num_params() == n_ref == sum(x.size for x in jax.tree.leaves(params))
     assert ("lm_head" in params) != config.tie_word_embeddings
-    assert llm.GemmaConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-
-
-ROPE_MAX_ULP = 1
-"""As for the Llama family: transformers' float32 power is within one unit in the last place of
-the correctly rounded one `rope_inv_freq` uses."""
 
 
 def test_rope_inverse_frequencies_equal_transformers(family):
@@ -195,22 +112,7 @@ def test_rope_inverse_frequencies_equal_transformers(family):
 def test_logits_and_hidden_states_match_transformers(family):
     """Unpadded and left-padded batches: every layer's hidden states (entry 0 is the sqrt(D)-scaled
     embedding) and the logits."""
-    _, ref, config, params, _ = family
-    b = 3
-    ids = _ids((b, T), seed=0)
-    mask = np.ones((b, T), np.int32)
-    mask[1, :4] = 0
-    mask[2, :1] = 0
-    for m in (np.ones_like(mask), mask):
-        positions = _left_padded(m)
-        ref_logits, ref_hidden = hf_forward(ref, ids, attention_mask=m, position_ids=positions)
-        logits, hidden = _forward_all(config, params, ids, positions, m)
-        real = m.astype(bool)
-        logits = np.asarray(logits)
-        assert rel_err(logits[real], ref_logits[real]) < TOL
-        np.testing.assert_array_equal(logits[real].argmax(-1), ref_logits[real].argmax(-1))
-        for layer in range(config.num_layers + 1):
-            assert rel_err(np.asarray(hidden[layer])[real], ref_hidden[layer][real]) < TOL, layer
+    check_logits_and_hidden_states(family)
 
 
 def test_each_gemma_feature_changes_the_logits(built):
@@ -224,14 +126,10 @@ def test_each_gemma_feature_changes_the_logits(built):
         "gemma3_legacy_untied_capped": [dict(final_logit_softcapping=None),
                                         dict(rope_theta=5e3), dict(sliding_window=4)],
     }
-    ids = _ids((1, T), seed=1)
-    ones = np.ones((1, T), np.int32)
     for name, variants in checks.items():
-        _, ref, config, params, _ = built(name)
-        ref_logits, _ = hf_forward(ref, ids)
-        for changes in variants:
-            logits, _ = _forward_all(config.replace(**changes), params, ids, _left_padded(ones), ones)
-            assert rel_err(logits, ref_logits) > 1e-3, (name, changes)
+        config = built(name)[2]
+        check_configs_change_logits(built(name), [config.replace(**c) for c in variants],
+                                    min_rel_err=1e-3)
 
 
 def test_attention_softcapping_matches_transformers_eager_attention(built):
@@ -239,74 +137,27 @@ def test_attention_softcapping_matches_transformers_eager_attention(built):
     attention caps them when given `softcap` (passed down from the model call): the reference for
     `attn_logit_softcapping`."""
     _, ref, config, params, _ = built("gemma3")
-    ids = _ids((2, T), seed=6)
+    ids = random_ids((2, T), seed=6)
     ones = np.ones(ids.shape, np.int32)
     with torch.no_grad():
         ref_logits = ref(torch.as_tensor(ids, dtype=torch.long), softcap=0.5).logits.numpy()
         plain = ref(torch.as_tensor(ids, dtype=torch.long)).logits.numpy()
-    logits, _ = _forward_all(config.replace(attn_logit_softcapping=0.5), params, ids,
-                             _left_padded(ones), ones)
+    logits, _ = forward_all(config.replace(attn_logit_softcapping=0.5), params, ids,
+                            left_padded(ones), ones)
     assert rel_err(plain, ref_logits) > 1e-2
     assert rel_err(logits, ref_logits) < TOL
 
 
 def test_kv_cache_decoding_matches_transformers(family):
     """Left-padded prompts prefilled into a KVCache, then one token at a time, past the window."""
-    _, ref, config, params, _ = family
-    b, t0 = 2, 5
-    ids = _ids((b, T), seed=2)
-    mask = np.ones((b, T), np.int32)
-    mask[1, :2] = 0
-    positions = _left_padded(mask)
-    ref_logits, _ = hf_forward(ref, ids, attention_mask=mask, position_ids=positions)
-    cache = llm.init_cache(config, b, T)
-    logits, _, cache = _step(config, params, ids[:, :t0], positions[:, :t0], mask[:, :t0],
-                             cache=cache)
-    got = [np.asarray(logits)]
-    for i in range(t0, T):
-        logits, _, cache = _step(config, params, ids[:, i:i + 1], positions[:, i:i + 1],
-                                 mask[:, i:i + 1], cache=cache)
-        got.append(np.asarray(logits))
-    got = np.concatenate(got, axis=1)
-    real = mask.astype(bool)
-    assert rel_err(got[real], ref_logits[real]) < TOL
-    assert int(cache.index) == T
+    check_kv_cache_decoding(family)
 
 
 def test_prefix_cache_equals_uncached_forward(family):
     """The LaGO prior's two paths: cached prefixes + continuation vs the whole sequence (one
     prefix broadcast; two right-padded prefixes chosen per row vs left-padded full sequences),
     and both vs transformers. Prefix plus continuation is longer than every window."""
-    _, ref, config, params, _ = family
-    k, b = 3, 4
-    prefixes = [_ids((7,), seed=3), _ids((4,), seed=4)]
-    cont_ids = _ids((b, k), seed=5)
-    cont = llm.embed_tokens(config, params, cont_ids)
-    width = max(len(p) for p in prefixes)
-
-    shared = llm.prefill_prefix(config, params, prefixes[0])
-    hidden = np.asarray(_with_prefix(config, params, shared, cont))
-    ids = np.concatenate([np.broadcast_to(prefixes[0], (b, 7)), cont_ids], axis=1)
-    ones = np.ones(ids.shape, np.int32)
-    full = np.asarray(_final_hidden(config, params, ids, _left_padded(ones), ones))[:, -k:]
-    np.testing.assert_allclose(hidden, full, atol=2e-5 * np.abs(full).max(), rtol=0)
-    _, ref_hidden = hf_forward(ref, ids)
-    assert rel_err(hidden, ref_hidden[-1][:, -k:]) < TOL
-
-    stacked = llm.prefill_prefix(config, params, [list(p) for p in prefixes])
-    index = np.array([1, 0, 1, 1], np.int32)
-    hidden = np.asarray(_with_prefix(config, params, stacked, cont, index))
-    ids = np.zeros((b, width + k), np.int32)
-    mask = np.zeros(ids.shape, np.int32)
-    for row, p in enumerate(index):
-        ids[row, width - len(prefixes[p]):width] = prefixes[p]
-        mask[row, width - len(prefixes[p]):] = 1
-    ids[:, width:] = cont_ids
-    positions = _left_padded(mask)
-    full = np.asarray(_final_hidden(config, params, ids, positions, mask))[:, -k:]
-    np.testing.assert_allclose(hidden, full, atol=2e-5 * np.abs(full).max(), rtol=0)
-    _, ref_hidden = hf_forward(ref, ids, attention_mask=mask, position_ids=positions)
-    assert rel_err(hidden, ref_hidden[-1][:, -k:]) < TOL
+    check_prefix_cache(family, atol=2e-5, relative_to_max=True)
 
 
 # ----------------------------------------------------------------------------- GGUF
@@ -349,9 +200,7 @@ def test_gguf_norms_stored_plus_one_and_read_like_transformers(tiny_gguf):
     np.testing.assert_array_equal(stored["output_norm.weight"], original["model.norm.weight"] + 1)
     assert "output.weight" not in stored
 
-    ref = transformers.AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32,
-        attn_implementation="eager").eval()
+    ref, _ = gguf_reference(path)
     assert type(ref).__name__ == "Gemma3ForCausalLM"
     for name, value in hf_state(ref).items():
         np.testing.assert_allclose(value, original[name], atol=1e-6, rtol=0, err_msg=name)
@@ -362,9 +211,9 @@ def test_gguf_norms_stored_plus_one_and_read_like_transformers(tiny_gguf):
     assert (config.sliding_window, config.query_pre_attn_scalar, config.rope_theta,
             config.rope_local_base_freq) == (4, 256.0, 1e6, 1e4)
     assert config.rms_norm_eps == pytest.approx(1e-6, rel=1e-6)
-    ids = _ids((2, T), seed=7, vocab=GGUF_VOCAB)
+    ids = random_ids((2, T), seed=7, vocab=GGUF_VOCAB)
     ones = np.ones(ids.shape, np.int32)
-    logits, _ = _forward_all(config, params, ids, _left_padded(ones), ones)
+    logits, _ = forward_all(config, params, ids, left_padded(ones), ones)
     for reference in (model, ref):
         ref_logits, _ = hf_forward(reference, ids)
         assert rel_err(logits, ref_logits) < TOL
@@ -381,8 +230,7 @@ def test_gguf_sentencepiece_tokenizer_matches_transformers(tiny_gguf, tmp_path):
     byte fallback for characters outside the vocabulary, lossless decoding; and the same after
     a save_converted round trip (tokenizer.json only, no transformers needed)."""
     _, path = tiny_gguf
-    ref = transformers.AutoTokenizer.from_pretrained(os.path.dirname(path),
-                                                     gguf_file=os.path.basename(path))
+    ref = gguf_reference_tokenizer(path)
     tok = llm.Tokenizer.from_gguf_metadata(gguf_io.read_metadata(path))
     assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.add_bos) == (2, 1, 0, True)
     for text in TEXTS:
@@ -394,10 +242,8 @@ def test_gguf_sentencepiece_tokenizer_matches_transformers(tiny_gguf, tmp_path):
     assert all(6 <= i < 6 + 256 for i in tok.encode("☃", add_bos=False))  # byte fallback
 
     config, params, _ = llm.load_pretrained(path)
-    llm.save_converted(str(tmp_path / "conv"), config, params, tok)
-    config2, params2, tok2 = llm.load_converted(str(tmp_path / "conv"))
-    assert config2 == config and isinstance(config2, llm.GemmaConfig)
-    jax.tree.map(np.testing.assert_array_equal, params2, params)
+    tok2 = check_converted_round_trip(str(tmp_path / "conv"), config, params, tok)
+    assert isinstance(config, llm.GemmaConfig)
     for text in TEXTS:
         assert tok2.encode(text) == tok.encode(text)
     assert tok2.add_bos and tok2.bos_id == 2
@@ -483,9 +329,7 @@ def _hf_dict(model_type="gemma3_text", **changes):
 ], ids=["multimodal", "gemma2", "gelu", "bidirectional", "attention_bias", "yarn_global",
         "linear_local", "partial_rotary", "layer_types_length", "no_window"])
 def test_unsupported_settings_are_refused_in_one_line(hf, match):
-    with pytest.raises(ValueError, match=match) as info:
-        llm.GemmaConfig.from_hf_config(hf)
-    assert "\n" not in str(info.value)
+    check_refused_in_one_line(lambda: llm.GemmaConfig.from_hf_config(hf), match)
 
 
 def test_multimodal_checkpoint_directory_is_refused_by_name(tmp_path):
@@ -589,13 +433,7 @@ def gemma3_270m():
 
 @pytest.fixture(scope="module")
 def gemma3_270m_ref(gemma3_270m):
-    path = gemma3_270m[0]
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32,
-        attn_implementation="eager").eval()
-    tok = transformers.AutoTokenizer.from_pretrained(os.path.dirname(path),
-                                                     gguf_file=os.path.basename(path))
-    return model, tok
+    return gguf_reference(gemma3_270m[0])
 
 
 @pytest.mark.slow
@@ -619,7 +457,7 @@ def test_gemma3_270m_logits_match_transformers(gemma3_270m, gemma3_270m_ref):
         ids = np.asarray([tokenizer.encode(prompt)], np.int32)
         ref_logits, ref_hidden = hf_forward(ref, ids)
         ones = np.ones(ids.shape, np.int32)
-        logits, hidden = _forward_all(config, params, ids, _left_padded(ones), ones)
+        logits, hidden = forward_all(config, params, ids, left_padded(ones), ones)
         err = rel_err(logits, ref_logits)
         print(f"{prompt!r}: relative logit error {err:.2e}, final hidden "
               f"{rel_err(hidden[-1], ref_hidden[-1]):.2e}")
@@ -627,8 +465,8 @@ def test_gemma3_270m_logits_match_transformers(gemma3_270m, gemma3_270m_ref):
         np.testing.assert_array_equal(np.asarray(logits).argmax(-1), ref_logits.argmax(-1))
     # bf16 weights and activations stay within the tolerance stated for the Llama family.
     bf16 = config.replace(dtype="bfloat16")
-    logits_bf16, _ = _forward_all(bf16, jax.tree.map(lambda x: x.astype(jnp.bfloat16), params),
-                                  ids, _left_padded(ones), ones)
+    logits_bf16, _ = forward_all(bf16, jax.tree.map(lambda x: x.astype(jnp.bfloat16), params),
+                                 ids, left_padded(ones), ones)
     logits_bf16 = np.asarray(logits_bf16, np.float32)
     print(f"bf16 vs fp32: relative logit error {rel_err(logits_bf16, logits):.2e}")
     assert rel_err(logits_bf16, logits) < llm.BF16_LOGIT_TOLERANCE
@@ -647,13 +485,13 @@ def test_gemma3_270m_greedy_continuation(gemma3_270m, gemma3_270m_ref):
                                min_new_tokens=new)[0, len(prompt):].tolist()
     cache = llm.init_cache(config, 1, len(prompt) + new)
     ids = np.asarray([prompt], np.int32)
-    logits, _, cache = _step(config, params, ids, None, None, cache=cache)
+    logits, _, cache = step(config, params, ids, None, None, cache=cache)
     out = []
     for _ in range(new):
         token = int(np.asarray(logits)[0, -1].argmax())
         out.append(token)
-        logits, _, cache = _step(config, params, np.asarray([[token]], np.int32), None, None,
-                                 cache=cache)
+        logits, _, cache = step(config, params, np.asarray([[token]], np.int32), None, None,
+                                cache=cache)
     text = tokenizer.decode(out)
     print(f"{PROMPTS[0]!r} -> {text!r}")
     assert out == ref_ids

@@ -13,7 +13,8 @@ from lago_jax.llm import gguf as gguf_io
 from lago_jax.llm import hf
 
 from llm_fixtures import (GQA_UNTIED_SHARDED, MHA_TIED, byte_level_tokenizer_metadata,
-                          hf_forward, hf_state, make_hf_model, rel_err, save_hf_model)
+                          gguf_reference_tokenizer, hf_forward, hf_state, make_hf_model, rel_err,
+                          save_hf_model)
 
 torch = pytest.importorskip("torch")
 
@@ -86,9 +87,7 @@ def test_transformers_reads_our_gguf_the_same_way(gqa_model, tiny_gguf):
 
 
 def test_gguf_tokenizer_matches_transformers(tiny_gguf):
-    import transformers
-    ref = transformers.AutoTokenizer.from_pretrained(os.path.dirname(tiny_gguf),
-                                                     gguf_file=os.path.basename(tiny_gguf))
+    ref = gguf_reference_tokenizer(tiny_gguf)
     tok = llm.Tokenizer.from_gguf_metadata(gguf_io.read_metadata(tiny_gguf))
     for text in ["the bin is red", "Hello, world!", "<|im_start|>user\nthe red ball<|im_end|>",
                  "tabs\tand\nnewlines  here", "héllo ☃"]:

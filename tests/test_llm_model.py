@@ -1,7 +1,6 @@
 """Parity of the Flax Llama port with transformers on tiny random models (fp32), and the cache,
 prefix-cache, gradient and bf16 paths. Models load through our Hugging Face directory loader."""
 
-import functools
 import os
 
 import jax
@@ -12,6 +11,7 @@ import pytest
 from lago_jax import llm
 from lago_jax.llm import model as llm_model
 
+from llm_family_checks import forward_all
 from llm_fixtures import (GQA_UNTIED_SHARDED, MHA_TIED, hf_forward, make_hf_model, rel_err,
                           save_hf_model)
 
@@ -28,11 +28,6 @@ def tiny(request, tmp_path_factory):
     directory = save_hf_model(hf_model, str(tmp_path_factory.mktemp(spec.name)), spec)
     config, params, _ = llm.load_pretrained(directory)
     return spec, hf_model, config, params, directory
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _forward_all(config, params, ids, positions, mask):
-    return llm.forward_ids(config, params, ids, positions, mask, return_hidden_states=True)[:2]
 
 
 def _ids(spec, shape, seed=0):
@@ -59,22 +54,22 @@ def test_logits_and_hidden_states_match_transformers(tiny):
     positions = np.clip(np.cumsum(mask, -1) - 1, 0, None).astype(np.int32)
 
     ref_logits, ref_hidden = hf_forward(hf_model, ids)
-    logits, hidden = _forward_all(config, params, ids, np.broadcast_to(np.arange(t), (b, t)),
-                                  np.ones((b, t), np.int32))
+    logits, hidden = forward_all(config, params, ids, np.broadcast_to(np.arange(t), (b, t)),
+                                 np.ones((b, t), np.int32))
     assert hidden.shape == (config.num_layers + 1, b, t, config.hidden_size)
     assert rel_err(logits, ref_logits) < TOL
     for layer in range(config.num_layers + 1):
         assert rel_err(hidden[layer], ref_hidden[layer]) < TOL, layer
 
     ref_logits, ref_hidden = hf_forward(hf_model, ids, attention_mask=mask, position_ids=positions)
-    logits, hidden = _forward_all(config, params, ids, positions, mask)
+    logits, hidden = forward_all(config, params, ids, positions, mask)
     real = mask.astype(bool)
     assert rel_err(np.asarray(logits)[real], ref_logits[real]) < TOL
     for layer in range(config.num_layers + 1):
         assert rel_err(np.asarray(hidden[layer])[real], ref_hidden[layer][real]) < TOL, layer
     # The padded row's real tokens equal the same tokens run alone.
-    alone, _ = _forward_all(config, params, ids[1:2, 4:], np.arange(t - 4)[None],
-                            np.ones((1, t - 4), np.int32))
+    alone, _ = forward_all(config, params, ids[1:2, 4:], np.arange(t - 4)[None],
+                           np.ones((1, t - 4), np.int32))
     np.testing.assert_allclose(np.asarray(logits)[1, 4:], np.asarray(alone)[0], atol=1e-5, rtol=0)
 
 

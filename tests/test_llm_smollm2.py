@@ -15,7 +15,7 @@ import pytest
 from lago_jax import llm
 from lago_jax.llm import model as llm_model
 
-from llm_fixtures import rel_err
+from llm_fixtures import gguf_reference, rel_err
 
 PROMPT = "The capital of France is"
 PARIS_ID = 7042  # " Paris": transformers' top-1 token after PROMPT (measured with this GGUF)
@@ -77,12 +77,8 @@ def test_smollm2_matches_transformers(smollm2):
     """Logits on PROMPT and SENTENCES match transformers' GGUF reading to rel. error < 2e-5; the
     same perplexity; identical tokenization; bf16 within BF16_LOGIT_TOLERANCE of fp32."""
     torch = pytest.importorskip("torch")
-    import transformers
     path, config, params, tokenizer = smollm2
-    directory, fname = os.path.dirname(path), os.path.basename(path)
-    ref_tok = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=fname)
-    ref = transformers.AutoModelForCausalLM.from_pretrained(
-        directory, gguf_file=fname, dtype=torch.float32, attn_implementation="eager").eval()
+    ref, ref_tok = gguf_reference(path)
 
     texts = [PROMPT] + SENTENCES
     all_ids = [tokenizer.encode(text) for text in texts]

@@ -23,12 +23,16 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
+import uuid
+import warnings
 from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 
+from lago_jax.digest import tree_digest
 from lago_jax.llm import gemma
 from lago_jax.llm.config import PRESETS, LlamaConfig, dtype_name, get_preset
 from lago_jax.llm.model import Params, cast_params, functions_for
@@ -149,18 +153,32 @@ def gemma3_270m_gguf_path(cache_dir: Optional[str] = None) -> str:
 
 def save_converted(path: str, config: Any, params: Params,
                    tokenizer: Optional[Tokenizer] = None) -> None:
-    """Saves config (JSON), params (Orbax) and optionally the tokenizer under directory `path`."""
+    """Saves config (JSON, with the params' `lago_jax.digest.tree_digest`), params (Orbax) and optionally the
+    tokenizer under directory `path`. Everything is written into a temporary sibling folder that is
+    renamed to `path` at the end, so `path` is either absent or complete; when another process
+    finished the same `path` first, its entry is kept and this one discarded."""
     import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
     path = os.path.abspath(path)
-    os.makedirs(path, exist_ok=True)
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(os.path.join(path, "params"), params, force=True)
-        checkpointer.wait_until_finished()
-    if tokenizer is not None:
-        tokenizer.save(os.path.join(path, "tokenizer"))
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump({"format": _FORMAT, "architecture": _architecture(config),
-                   "config": config.to_dict()}, f, indent=1)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(os.path.join(tmp, "params"), params, force=True)
+            checkpointer.wait_until_finished()
+        if tokenizer is not None:
+            tokenizer.save(os.path.join(tmp, "tokenizer"))
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump({"format": _FORMAT, "architecture": _architecture(config),
+                       "config": config.to_dict(), "params_sha256": tree_digest(params)}, f, indent=1)
+        if os.path.isdir(path) and not is_converted(path):  # a leftover without config.json
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not is_converted(path):  # not another writer's finished entry: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _architecture(config: Any) -> str:
@@ -174,12 +192,21 @@ def is_converted(path: str) -> bool:
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         return False
-    with open(config_path) as f:
-        return json.load(f).get("format") == _FORMAT
+    try:
+        with open(config_path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and saved.get("format") == _FORMAT
 
 
-def load_converted(path: str, dtype: Any = None) -> tuple[Any, Params, Optional[Tokenizer]]:
-    """Reads what `save_converted` wrote -> (config, params, tokenizer or None). No torch/gguf."""
+def load_converted(path: str, dtype: Any = None,
+                   require_digest: bool = False) -> tuple[Any, Params, Optional[Tokenizer]]:
+    """Reads what `save_converted` wrote -> (config, params, tokenizer or None). No torch/gguf.
+
+    The params are checked against the SHA-256 recorded at saving (ValueError naming the folder
+    when they differ); folders written before digests were recorded load unchecked unless
+    `require_digest`."""
     import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
     path = os.path.abspath(path)
     if not is_converted(path):
@@ -197,6 +224,12 @@ def load_converted(path: str, dtype: Any = None) -> tuple[Any, Params, Optional[
                             is_leaf=lambda x: isinstance(x, tuple))
     with ocp.StandardCheckpointer() as checkpointer:
         params = checkpointer.restore(os.path.join(path, "params"), abstract)
+    want = saved.get("params_sha256")
+    if want is None and require_digest:
+        raise ValueError(f"{path!r} records no SHA-256 of its weights (written by an older version)")
+    if want is not None and tree_digest(params) != want:
+        raise ValueError(f"{path!r}: the converted weights do not match the SHA-256 recorded when "
+                         "they were written (the folder is damaged)")
     tok_dir = os.path.join(path, "tokenizer")
     tokenizer = Tokenizer.load(tok_dir) if os.path.isdir(tok_dir) else None
     if dtype is not None and dtype_name(dtype) != config.dtype:
@@ -213,7 +246,10 @@ def _parse_random(spec: str) -> tuple[str, int]:
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[1] or (len(parts) == 3 and not parts[2].lstrip("-").isdigit()):
         raise ValueError(f"expected 'random:<preset>' or 'random:<preset>:<seed>', got {spec!r}")
-    return parts[1], int(parts[2]) if len(parts) == 3 else 0
+    seed = int(parts[2]) if len(parts) == 3 else 0
+    if not 0 <= seed < 2**32:  # jax.random.key wraps larger seeds: two specs, the same weights
+        raise ValueError(f"{spec!r}: the seed must be in [0, 2**32), got {seed}")
+    return parts[1], seed
 
 
 NAMED_MODELS = {"smollm2-135m": smollm2_gguf_path, "gemma3-270m": gemma3_270m_gguf_path}
@@ -294,11 +330,24 @@ def check_source(name_or_path: str) -> None:
     raise _cannot_load(name_or_path)
 
 
+_SOURCE_SUFFIXES = (".json", ".safetensors", ".gguf", ".model")
+"""Files of a Hugging Face directory the loaders read (config, weights, index, tokenizer)."""
+
+
 def _source_files(path: str) -> list[str]:
-    """The files whose bytes determine what loading ``path`` gives."""
-    if os.path.isdir(path):
-        return sorted(os.path.join(root, n) for root, _, names in os.walk(path) for n in names)
-    return [path]
+    """The files whose bytes determine what loading ``path`` gives: regular files only (a FIFO or
+    a device in the folder is never opened), and in a Hugging Face directory only the names the
+    loaders read; in a converted lago_jax directory every regular file."""
+    if not os.path.isdir(path):
+        return [path]
+    everything = is_converted(path)
+    found = []
+    for root, _, names in os.walk(path):
+        for n in names:
+            f = os.path.join(root, n)
+            if (everything or n.endswith(_SOURCE_SUFFIXES)) and os.path.isfile(f):  # follows links
+                found.append(f)
+    return sorted(found)
 
 
 def source_fingerprint(name_or_path: str) -> str:
@@ -343,8 +392,21 @@ def load_pretrained(name_or_path: str, dtype: Any = jnp.float32,
         base = os.path.basename(os.path.normpath(name_or_path)).replace(".gguf", "")
         cached = os.path.join(os.path.expanduser(cache_dir), f"{base}-{source_fingerprint(name_or_path)}-{dtype}")
         if is_converted(cached):
-            print(f"lago_jax: {name_or_path!r}: converted weights from cache {cached}", file=sys.stderr)
-            return load_converted(cached, dtype)
+            try:
+                loaded = load_converted(cached, dtype, require_digest=True)
+            except Exception as e:  # noqa: BLE001 - a damaged entry: set it aside and convert again
+                aside = f"{cached}.damaged-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                warnings.warn(f"lago_jax: {name_or_path!r}: the cache entry {cached} cannot be used "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                              "converting again", stacklevel=2)
+                try:
+                    os.rename(cached, aside)  # atomic: no reader sees a half-deleted entry
+                except OSError:
+                    pass  # another process moved or replaced it already
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                print(f"lago_jax: {name_or_path!r}: converted weights from cache {cached}", file=sys.stderr)
+                return loaded
     try:
         config, params, tokenizer = _load_uncached(name_or_path, dtype)
     except FileNotFoundError:

@@ -2,7 +2,10 @@
 
 This file owns `LlamaConfig` (a frozen, validated dataclass), the named presets, and the
 constructors that read a configuration from a Hugging Face `config.json` dictionary (model types
-"llama", "qwen2" and "mistral") or from GGUF metadata. Nothing here touches weights.
+"llama", "qwen2" and "mistral") or from GGUF metadata. `DecoderConfig`, the base of `LlamaConfig`
+and of gemma.GemmaConfig, holds what every architecture's config shares, and the `hf_*` and
+`gguf_*` helpers read the settings both architectures read the same way. Nothing here touches
+weights.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ def dtype_name(dtype: Any) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class LlamaConfig:
-    """Shape and numerics of a Llama-family decoder.
+class DecoderConfig:
+    """What the configs of every architecture (`LlamaConfig` here, gemma.GemmaConfig) share: the
+    leading shape fields, their checks, and the parameter count of the common layout (embedding,
+    grouped-query attention, gated MLP, final norm, tied or untied lm_head).
 
-    Covers Llama-2, TinyLlama, SmolLM2 and other GQA variants, Llama-3.x (`rope_type="llama3"`),
-    Qwen2/Qwen2.5 (`qkv_bias`, optional sliding window after `full_attention_layers`) and
-    Mistral (`sliding_window` in every block).
+    A subclass declares its own fields after these, among them `head_dim`,
+    `max_position_embeddings`, `tie_word_embeddings` and `dtype`, and calls `_check_shape` from
+    its `__post_init__`.
     """
 
     vocab_size: int
@@ -44,13 +49,73 @@ class LlamaConfig:
     hidden_size: int
     """Model width D: size of the residual stream and of each token embedding."""
     intermediate_size: int
-    """Width F of the SwiGLU MLP's gate and up projections."""
+    """Width F of the gated MLP's gate and up projections (SwiGLU in Llama, GeGLU in Gemma-3)."""
     num_layers: int
     """Number of decoder blocks L."""
     num_heads: int
     """Number of query heads N."""
     num_kv_heads: int
     """Number of key/value heads K (grouped-query attention when K < N; N must be a multiple of K)."""
+
+    def _check_shape(self) -> None:
+        """Canonicalizes `dtype`; ValueError unless the sizes are positive ints, N is a multiple
+        of K and the head width is even."""
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
+                     "num_kv_heads", "head_dim", "max_position_embeddings"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{type(self).__name__}.{name} must be a positive int, got "
+                                 f"{value!r}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads={self.num_heads} must be a multiple of "
+                             f"num_kv_heads={self.num_kv_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim={self.head_dim} must be even for rotary embeddings")
+
+    @property
+    def jnp_dtype(self):
+        """The jax dtype named by `dtype`."""
+        return _DTYPES[self.dtype]
+
+    @property
+    def num_groups(self) -> int:
+        """Query heads per key/value head, G = N // K."""
+        return self.num_heads // self.num_kv_heads
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def _extra_layer_params(self) -> int:
+        """Parameters per block beyond the common layout's projections (norms, biases)."""
+        raise NotImplementedError
+
+    def num_params(self) -> int:
+        """Number of parameters (a tied lm_head counted once)."""
+        d, f, v = self.hidden_size, self.intermediate_size, self.vocab_size
+        nh = self.num_heads * self.head_dim
+        kvh = self.num_kv_heads * self.head_dim
+        per_layer = d * nh + 2 * d * kvh + nh * d + 3 * d * f + self._extra_layer_params()
+        return v * d + self.num_layers * per_layer + d + (0 if self.tie_word_embeddings else d * v)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        return cls(**dict(d))
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaConfig(DecoderConfig):
+    """Shape and numerics of a Llama-family decoder.
+
+    Covers Llama-2, TinyLlama, SmolLM2 and other GQA variants, Llama-3.x (`rope_type="llama3"`),
+    Qwen2/Qwen2.5 (`qkv_bias`, optional sliding window after `full_attention_layers`) and
+    Mistral (`sliding_window` in every block).
+    """
+
     head_dim: int = 0
     """Width H of one attention head; 0 means hidden_size // num_heads. Must be even (rotary)."""
     rms_norm_eps: float = 1e-5
@@ -97,17 +162,7 @@ class LlamaConfig:
                     f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}; "
                     "set head_dim explicitly")
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
-        object.__setattr__(self, "dtype", dtype_name(self.dtype))
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
-                     "num_kv_heads", "head_dim", "max_position_embeddings"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"LlamaConfig.{name} must be a positive int, got {value!r}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads={self.num_heads} must be a multiple of "
-                             f"num_kv_heads={self.num_kv_heads}")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim={self.head_dim} must be even for rotary embeddings")
+        self._check_shape()
         if not self.rms_norm_eps > 0 or not self.rope_theta > 0:
             raise ValueError(f"rms_norm_eps and rope_theta must be positive, got {self.rms_norm_eps}, "
                              f"{self.rope_theta}")
@@ -154,41 +209,17 @@ class LlamaConfig:
                              f"full_attention_layers={self.full_attention_layers} covers all "
                              f"{self.num_layers} layers; set sliding_window=0")
 
-    @property
-    def jnp_dtype(self):
-        """The jax dtype named by `dtype`."""
-        return _DTYPES[self.dtype]
-
-    @property
-    def num_groups(self) -> int:
-        """Query heads per key/value head, G = N // K."""
-        return self.num_heads // self.num_kv_heads
-
     def windowed_layers(self) -> tuple[bool, ...]:
         """Per block (L entries): True where the sliding window applies."""
         return tuple(bool(self.sliding_window) and i >= self.full_attention_layers
                      for i in range(self.num_layers))
 
-    def replace(self, **changes) -> "LlamaConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def num_params(self) -> int:
-        """Number of parameters (the tied lm_head counted once)."""
-        d, f, v = self.hidden_size, self.intermediate_size, self.vocab_size
-        nh = self.num_heads * self.head_dim
-        kvh = self.num_kv_heads * self.head_dim
-        per_layer = 2 * d + d * nh + 2 * d * kvh + nh * d + 3 * d * f
+    def _extra_layer_params(self) -> int:
+        """Two norms per block, and the q/k/v biases with `qkv_bias`."""
+        extra = 2 * self.hidden_size
         if self.qkv_bias:
-            per_layer += nh + 2 * kvh
-        return v * d + self.num_layers * per_layer + d + (0 if self.tie_word_embeddings else d * v)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "LlamaConfig":
-        return cls(**dict(d))
+            extra += (self.num_heads + 2 * self.num_kv_heads) * self.head_dim
+        return extra
 
     @classmethod
     def from_hf_config(cls, hf: Mapping[str, Any], dtype: Any = None) -> "LlamaConfig":
@@ -225,8 +256,6 @@ class LlamaConfig:
                              "implement")
         num_heads = hf["num_attention_heads"]
         num_layers = hf["num_hidden_layers"]
-        if dtype is None:
-            dtype = "bfloat16" if hf.get("torch_dtype", hf.get("dtype")) == "bfloat16" else "float32"
         return cls(
             vocab_size=hf["vocab_size"],
             hidden_size=hf["hidden_size"],
@@ -238,7 +267,7 @@ class LlamaConfig:
             rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
             max_position_embeddings=hf.get("max_position_embeddings", 2048),
             tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
-            dtype=dtype,
+            dtype=hf_dtype(hf) if dtype is None else dtype,
             initializer_range=float(hf.get("initializer_range", 0.02)),
             qkv_bias=model_type == "qwen2",
             **_hf_rope_fields(hf),
@@ -262,11 +291,8 @@ class LlamaConfig:
                              "embeddings are read from GGUF (load the Hugging Face directory instead)")
         num_heads = int(meta["llama.attention.head_count"])
         hidden = int(meta["llama.embedding_length"])
-        vocab = meta.get("llama.vocab_size")
-        if vocab is None:
-            vocab = len(meta["tokenizer.ggml.tokens"])
         return cls(
-            vocab_size=int(vocab),
+            vocab_size=gguf_vocab_size(meta, arch),
             hidden_size=hidden,
             intermediate_size=int(meta["llama.feed_forward_length"]),
             num_layers=int(meta["llama.block_count"]),
@@ -281,6 +307,41 @@ class LlamaConfig:
         )
 
 
+def hf_dtype(hf: Mapping[str, Any]) -> str:
+    """The dtype a Hugging Face config.json asks for: "bfloat16" when its torch_dtype (or dtype)
+    says so, else "float32"."""
+    return "bfloat16" if hf.get("torch_dtype", hf.get("dtype")) == "bfloat16" else "float32"
+
+
+def hf_rope_type(rope: Mapping[str, Any], implemented: tuple[str, ...], prefix: str = "",
+                 suffix: str = "") -> str:
+    """The rotary scheme of one config.json rope dict (`rope_type`, or the older `type`);
+    ValueError, "config.json has {prefix}rope_type=...{suffix}; implemented: ...", for a scheme
+    not in `implemented`."""
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in implemented:
+        raise ValueError(f"config.json has {prefix}rope_type={rope_type!r}{suffix}; implemented: "
+                         f"{', '.join(implemented)}")
+    return rope_type
+
+
+def check_full_rotary(rope: Mapping[str, Any], hf: Mapping[str, Any], where: str = "") -> None:
+    """ValueError unless the rope dict (or else the config.json top level) leaves
+    partial_rotary_factor at 1.0; `where` names the layers the rope dict is for."""
+    partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
+    if partial is not None and float(partial) != 1.0:
+        raise ValueError(f"config.json has partial_rotary_factor={partial!r}{where}; only rotary "
+                         "embeddings over the whole head (1.0) are implemented")
+
+
+def gguf_vocab_size(meta: Mapping[str, Any], arch: str) -> int:
+    """`<arch>.vocab_size` of GGUF metadata, else the length of the tokenizer's token list."""
+    vocab = meta.get(f"{arch}.vocab_size")
+    if vocab is None:
+        vocab = len(meta["tokenizer.ggml.tokens"])
+    return int(vocab)
+
+
 def _hf_rope_fields(hf: Mapping[str, Any]) -> dict[str, Any]:
     """The rope_* fields of a Hugging Face config.json, read as transformers reads them."""
     rope = hf.get("rope_scaling") or hf.get("rope_parameters") or {}
@@ -288,14 +349,8 @@ def _hf_rope_fields(hf: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(rope, Mapping) or any(isinstance(v, Mapping) for v in rope.values()):
         raise ValueError(f"config.json has per-layer-type {key}={rope!r}; one rotary scheme for all "
                          "layers is implemented")
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type not in ROPE_TYPES:
-        raise ValueError(f"config.json has {key} with rope_type={rope_type!r}; implemented: "
-                         f"{', '.join(ROPE_TYPES)}")
-    partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
-    if partial is not None and float(partial) != 1.0:
-        raise ValueError(f"config.json has partial_rotary_factor={partial!r}; only rotary embeddings "
-                         "over the whole head (1.0) are implemented")
+    rope_type = hf_rope_type(rope, ROPE_TYPES, prefix=f"{key} with ")
+    check_full_rotary(rope, hf)
     fields: dict[str, Any] = {
         "rope_theta": float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
         "rope_type": rope_type,

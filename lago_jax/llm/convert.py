@@ -5,14 +5,17 @@ names (a regex; group 1, when present, is the layer number) fill which parameter
 the checkpoint tensor must have, and how to transform it into the parameter layout.
 `assemble_params` applies a table to a stream of (name, array) pairs, checks every shape,
 reports missing and unexpected tensors by name, and stacks the per-layer tensors along L.
-The Hugging Face table lives here too (the GGUF table in gguf.py reuses its transforms).
+The Hugging Face table lives here too (the GGUF table in gguf.py and Gemma-3's tables in gemma.py
+reuse its rules through `KeyRule.renamed`), with its inverse `params_to_hf_tensors`, built from
+`hf_tensors` and the per-block pieces that gemma.py's inverse uses as well.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +36,14 @@ class KeyRule:
     """Shape the checkpoint tensor must have (after undoing any storage-order reversal)."""
     transform: Callable[[np.ndarray, LlamaConfig], np.ndarray]
     """Checkpoint layout -> parameter layout (one layer's slice for layer parameters)."""
+
+    def renamed(self, pattern: str, pre: Optional[Callable] = None) -> "KeyRule":
+        """The same parameter, shape and transform for tensors named by `pattern` (another
+        checkpoint format's name); `pre(w, config)`, if given, runs before the transform."""
+        transform = self.transform
+        if pre is not None:
+            transform = lambda w, c, t=self.transform: t(pre(w, c), c)
+        return KeyRule(pattern, self.param, self.shape, transform)
 
 
 def _identity(w, c):
@@ -112,7 +123,10 @@ def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray
     """Fills the params pytree from (name, array) pairs according to `table`.
 
     Raises ValueError naming the tensor on an unexpected name, a wrong shape, a layer index out of
-    range, or a missing tensor. When the config ties embeddings a stored lm_head is skipped.
+    range, a missing tensor or a non-finite value (NaN or inf). When the config ties embeddings a
+    stored lm_head is skipped. Nothing of the config's size is allocated before every tensor has
+    been read and matched: a config that promises more layers than the file holds is refused by
+    name (the missing layers), not by running out of memory.
     Returns jax arrays in `dtype` (default the config's). `shapes`: the parameter shapes of the
     config's architecture (default: the Llama layout of model.param_shapes).
     """
@@ -121,8 +135,7 @@ def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray
     compiled = [(re.compile(rule.pattern), rule) for rule in table]
     ignored_re = [re.compile(p) for p in ignored]
     top: dict[str, np.ndarray] = {}
-    layers: dict[str, np.ndarray] = {}
-    filled: dict[str, set[int]] = {}
+    layers: dict[str, dict[int, np.ndarray]] = {}
     for name, array in tensors:
         for regex, rule in compiled:
             match = regex.fullmatch(name)
@@ -144,49 +157,77 @@ def assemble_params(config: LlamaConfig, tensors: Iterable[tuple[str, np.ndarray
             raise ValueError(f"{source}: tensor {name!r} has shape {tuple(array.shape)}, expected "
                              f"{expected} for this config")
         value = np.asarray(rule.transform(np.asarray(array, np.float32), config))
+        if not np.isfinite(value).all():
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise ValueError(f"{source}: tensor {name!r} holds {bad} non-finite values (NaN or inf); "
+                             "the model file is damaged")
         if rule.param.startswith("layers/"):
             layer = int(match.group(1))
             if not 0 <= layer < config.num_layers:
                 raise ValueError(f"{source}: tensor {name!r} names layer {layer}, but the config has "
                                  f"{config.num_layers} layers")
-            if key not in layers:
-                layers[key] = np.zeros(shapes["layers"][key], np.float32)
-            layers[key][layer] = value
-            filled.setdefault(key, set()).add(layer)
+            layers.setdefault(key, {})[layer] = value
         else:
             top[rule.param] = value
     missing = [k for k in shapes if k != "layers" and k not in top]
     for key in shapes["layers"]:
-        absent = sorted(set(range(config.num_layers)) - filled.get(key, set()))
-        if absent:
-            missing.append(f"layers/{key} (layers {absent})")
+        found = layers.get(key, {})
+        if len(found) < config.num_layers:
+            absent = list(itertools.islice((i for i in range(config.num_layers) if i not in found), 8))
+            more = config.num_layers - len(found) - len(absent)
+            missing.append(f"layers/{key} (layers {absent}{f' and {more} more' if more else ''})")
     if missing:
         raise ValueError(f"{source}: missing tensors for {missing}")
     params = {k: jnp.asarray(v, dtype) for k, v in top.items()}
-    params["layers"] = {k: jnp.asarray(v, dtype) for k, v in layers.items()}
+    params["layers"] = {k: jnp.asarray(np.stack([found[i] for i in range(config.num_layers)]), dtype)
+                        for k, found in layers.items()}
     return params
+
+
+def hf_tensors(config, params: Params,
+               layer_tensors: Callable[[dict[str, np.ndarray], int], dict[str, np.ndarray]]
+               ) -> dict[str, np.ndarray]:
+    """params -> Hugging Face state-dict names and layouts (float32 numpy), for any architecture:
+    the embedding, the final norm and an untied lm_head here, then block i's tensors as
+    `layer_tensors(layers, i)` names and orders them (names after "model.layers.{i}."; `layers`
+    holds the float32 numpy arrays stacked on L)."""
+    p = {k: np.asarray(v, np.float32) for k, v in params.items() if k != "layers"}
+    lp = {k: np.asarray(v, np.float32) for k, v in params["layers"].items()}
+    out = {"model.embed_tokens.weight": p["embed"], "model.norm.weight": p["final_norm"]}
+    if not config.tie_word_embeddings:
+        out["lm_head.weight"] = p["lm_head"].T
+    for i in range(config.num_layers):
+        for name, value in layer_tensors(lp, i).items():
+            out[f"model.layers.{i}.{name}"] = value
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def attention_hf_tensors(config, layers: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """Block i's q, k, v and o projections in Hugging Face's names and [out, in] layout."""
+    d = config.hidden_size
+    out = {f"self_attn.{name}_proj.weight": layers[f"{name}_proj"][i].reshape(d, -1).T
+           for name in ("q", "k", "v")}
+    out["self_attn.o_proj.weight"] = layers["o_proj"][i].reshape(-1, d).T
+    return out
+
+
+def mlp_hf_tensors(layers: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """Block i's gate, up and down projections in Hugging Face's names and [out, in] layout."""
+    return {f"mlp.{name}_proj.weight": layers[f"{name}_proj"][i].T
+            for name in ("gate", "up", "down")}
 
 
 def params_to_hf_tensors(config: LlamaConfig, params: Params) -> dict[str, np.ndarray]:
     """The inverse of the HF table: params -> HF state-dict names and layouts (float32 numpy)."""
-    c = config
-    p = {k: np.asarray(v, np.float32) for k, v in params.items() if k != "layers"}
-    lp = {k: np.asarray(v, np.float32) for k, v in params["layers"].items()}
-    out = {"model.embed_tokens.weight": p["embed"], "model.norm.weight": p["final_norm"]}
-    if not c.tie_word_embeddings:
-        out["lm_head.weight"] = p["lm_head"].T
-    for i in range(c.num_layers):
-        pre = f"model.layers.{i}."
-        out[pre + "input_layernorm.weight"] = lp["input_norm"][i]
-        out[pre + "post_attention_layernorm.weight"] = lp["post_attn_norm"][i]
-        out[pre + "self_attn.q_proj.weight"] = lp["q_proj"][i].reshape(c.hidden_size, -1).T
-        out[pre + "self_attn.k_proj.weight"] = lp["k_proj"][i].reshape(c.hidden_size, -1).T
-        out[pre + "self_attn.v_proj.weight"] = lp["v_proj"][i].reshape(c.hidden_size, -1).T
-        out[pre + "self_attn.o_proj.weight"] = lp["o_proj"][i].reshape(-1, c.hidden_size).T
-        if c.qkv_bias:
+
+    def layer_tensors(lp, i):
+        out = {"input_layernorm.weight": lp["input_norm"][i],
+               "post_attention_layernorm.weight": lp["post_attn_norm"][i],
+               **attention_hf_tensors(config, lp, i)}
+        if config.qkv_bias:
             for name in ("q", "k", "v"):
-                out[pre + f"self_attn.{name}_proj.bias"] = lp[f"{name}_bias"][i].reshape(-1)
-        out[pre + "mlp.gate_proj.weight"] = lp["gate_proj"][i].T
-        out[pre + "mlp.up_proj.weight"] = lp["up_proj"][i].T
-        out[pre + "mlp.down_proj.weight"] = lp["down_proj"][i].T
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+                out[f"self_attn.{name}_proj.bias"] = lp[f"{name}_bias"][i].reshape(-1)
+        out.update(mlp_hf_tensors(lp, i))
+        return out
+
+    return hf_tensors(config, params, layer_tensors)

@@ -58,14 +58,16 @@ import math
 import re
 from typing import Any, ClassVar, Mapping, Optional
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lago_jax.llm import convert
+from lago_jax.llm import gguf as gguf_io
 from lago_jax.llm import model as llama
 from lago_jax.llm.cache import KVCache, PrefixCache
-from lago_jax.llm.config import dtype_name
+from lago_jax.llm.config import (DecoderConfig, check_full_rotary, gguf_vocab_size, hf_dtype,
+                                  hf_rope_type)
 from lago_jax.llm.convert import KeyRule
 
 Params = dict[str, Any]
@@ -93,24 +95,12 @@ def pattern_layer_types(num_layers: int, pattern: int) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class GemmaConfig:
-    """Shape and numerics of a Gemma-3 text decoder (field names shared with `LlamaConfig` mean
-    the same thing)."""
+class GemmaConfig(DecoderConfig):
+    """Shape and numerics of a Gemma-3 text decoder (the fields of `config.DecoderConfig` first;
+    field names shared with `LlamaConfig` mean the same thing)."""
 
     architecture: ClassVar[str] = "gemma3"
 
-    vocab_size: int
-    """Rows of the token embedding table (and columns of the lm_head)."""
-    hidden_size: int
-    """Model width D."""
-    intermediate_size: int
-    """Width F of the GeGLU MLP's gate and up projections."""
-    num_layers: int
-    """Number of decoder blocks L."""
-    num_heads: int
-    """Number of query heads N."""
-    num_kv_heads: int
-    """Number of key/value heads K (N must be a multiple of K)."""
     head_dim: int = 256
     """Width H of one attention head (even)."""
     rms_norm_eps: float = 1e-6
@@ -146,17 +136,7 @@ class GemmaConfig:
     """Standard deviation of the normal init used for random weights."""
 
     def __post_init__(self):
-        object.__setattr__(self, "dtype", dtype_name(self.dtype))
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
-                     "num_kv_heads", "head_dim", "max_position_embeddings"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"GemmaConfig.{name} must be a positive int, got {value!r}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads={self.num_heads} must be a multiple of "
-                             f"num_kv_heads={self.num_kv_heads}")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim={self.head_dim} must be even for rotary embeddings")
+        self._check_shape()
         for name in ("rms_norm_eps", "rope_theta", "rope_local_base_freq", "query_pre_attn_scalar",
                      "rope_factor"):
             if not getattr(self, name) > 0:
@@ -188,15 +168,6 @@ class GemmaConfig:
         object.__setattr__(self, "query_pre_attn_scalar", float(self.query_pre_attn_scalar))
 
     @property
-    def jnp_dtype(self):
-        return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[self.dtype]
-
-    @property
-    def num_groups(self) -> int:
-        """Query heads per key/value head, G = N // K."""
-        return self.num_heads // self.num_kv_heads
-
-    @property
     def embed_scale(self) -> float:
         """sqrt(D) as the float32 constant transformers multiplies token embeddings by."""
         return float(np.float32(math.sqrt(self.hidden_size)))
@@ -205,19 +176,12 @@ class GemmaConfig:
         """Per block (L entries): True for local (sliding-window) layers."""
         return tuple(t == "sliding_attention" for t in self.layer_types)
 
-    def replace(self, **changes) -> "GemmaConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def num_params(self) -> int:
-        """Number of parameters (a tied lm_head counted once)."""
-        d, f, v, h = self.hidden_size, self.intermediate_size, self.vocab_size, self.head_dim
-        nh, kvh = self.num_heads * h, self.num_kv_heads * h
-        per_layer = 4 * d + 2 * h + d * nh + 2 * d * kvh + nh * d + 3 * d * f
-        return v * d + self.num_layers * per_layer + d + (0 if self.tie_word_embeddings else d * v)
+    def _extra_layer_params(self) -> int:
+        """Four norms of width D and the q/k norms of width H per block."""
+        return 4 * self.hidden_size + 2 * self.head_dim
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = super().to_dict()
         d["layer_types"] = list(self.layer_types)
         return d
 
@@ -268,8 +232,6 @@ class GemmaConfig:
         window = hf.get("sliding_window")
         if window is None and "sliding_attention" in layer_types:
             raise ValueError("config.json has 'sliding_attention' layers but sliding_window=None")
-        if dtype is None:
-            dtype = "bfloat16" if hf.get("torch_dtype", hf.get("dtype")) == "bfloat16" else "float32"
         return cls(
             vocab_size=int(hf["vocab_size"]),
             hidden_size=int(hf["hidden_size"]),
@@ -285,7 +247,7 @@ class GemmaConfig:
             final_logit_softcapping=hf.get("final_logit_softcapping"),
             max_position_embeddings=int(hf.get("max_position_embeddings", 131_072)),
             tie_word_embeddings=bool(hf.get("tie_word_embeddings", True)),
-            dtype=dtype,
+            dtype=hf_dtype(hf) if dtype is None else dtype,
             initializer_range=float(hf.get("initializer_range", 0.02)),
             **_hf_rope_fields(hf),
         )
@@ -339,11 +301,8 @@ class GemmaConfig:
             query_pre_attn_scalar = float(hidden // num_heads)
         else:
             query_pre_attn_scalar = float(head_dim)
-        vocab = meta.get(key("vocab_size"))
-        if vocab is None:
-            vocab = len(meta["tokenizer.ggml.tokens"])
         return cls(
-            vocab_size=int(vocab),
+            vocab_size=gguf_vocab_size(meta, arch),
             hidden_size=hidden,
             intermediate_size=int(meta[key("feed_forward_length")]),
             num_layers=num_layers,
@@ -379,18 +338,9 @@ def _hf_rope_fields(hf: Mapping[str, Any]) -> dict[str, Any]:
     full.setdefault("rope_theta", hf.get("rope_theta", 1_000_000.0))
     local.setdefault("rope_theta", hf.get("rope_local_base_freq", 10_000.0))
     for kind, rope in (("full_attention", full), ("sliding_attention", local)):
-        partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
-        if partial is not None and float(partial) != 1.0:
-            raise ValueError(f"config.json has partial_rotary_factor={partial!r} ({kind}); only "
-                             "rotary embeddings over the whole head are implemented")
-    local_type = local.get("rope_type", local.get("type", "default"))
-    if local_type != "default":
-        raise ValueError(f"config.json has rope_type={local_type!r} for the sliding_attention "
-                         "layers; only 'default' is implemented there")
-    full_type = full.get("rope_type", full.get("type", "default"))
-    if full_type not in GLOBAL_ROPE_TYPES:
-        raise ValueError(f"config.json has rope_type={full_type!r} for the full_attention layers; "
-                         f"implemented: {', '.join(GLOBAL_ROPE_TYPES)}")
+        check_full_rotary(rope, hf, f" ({kind})")
+    hf_rope_type(local, ("default",), suffix=" for the sliding_attention layers")
+    full_type = hf_rope_type(full, GLOBAL_ROPE_TYPES, suffix=" for the full_attention layers")
     fields = {"rope_theta": float(full["rope_theta"]),
               "rope_local_base_freq": float(local["rope_theta"]), "rope_type": full_type}
     if full_type == "linear":
@@ -423,48 +373,20 @@ PRESETS: dict[str, GemmaConfig] = {
 
 
 def param_shapes(config: GemmaConfig) -> Params:
-    """Nested dict of the parameter shapes (tuples) for `config`."""
-    d, f, v, n_layers = (config.hidden_size, config.intermediate_size, config.vocab_size,
-                         config.num_layers)
-    n, k, h = config.num_heads, config.num_kv_heads, config.head_dim
-    shapes = {
-        "embed": (v, d),
-        "layers": {
-            "input_norm": (n_layers, d),
-            "q_proj": (n_layers, d, n, h),
-            "k_proj": (n_layers, d, k, h),
-            "v_proj": (n_layers, d, k, h),
-            "q_norm": (n_layers, h),
-            "k_norm": (n_layers, h),
-            "o_proj": (n_layers, n, h, d),
-            "post_attn_norm": (n_layers, d),
-            "pre_mlp_norm": (n_layers, d),
-            "post_mlp_norm": (n_layers, d),
-            "gate_proj": (n_layers, d, f),
-            "up_proj": (n_layers, d, f),
-            "down_proj": (n_layers, f, d),
-        },
-        "final_norm": (d,),
-    }
-    if not config.tie_word_embeddings:
-        shapes["lm_head"] = (d, v)
+    """Nested dict of the parameter shapes (tuples) for `config`: model.py's common layout plus
+    the q/k norms and the norms after attention, before and after the MLP."""
+    shapes = llama.decoder_param_shapes(config)
+    n_layers, d, h = config.num_layers, config.hidden_size, config.head_dim
+    shapes["layers"].update(q_norm=(n_layers, h), k_norm=(n_layers, h),
+                            pre_mlp_norm=(n_layers, d), post_mlp_norm=(n_layers, d))
     return shapes
 
 
 def init_params(config: GemmaConfig, key: jax.Array) -> Params:
     """Random weights: normal(0, initializer_range) matrices and zero norm weights (scale 1), as
     transformers initializes Gemma-3, in the config dtype."""
-    shapes = param_shapes(config)
-    flat, treedef = jax.tree.flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
-    keys = jax.random.split(key, len(flat))
-    leaves = []
-    for (path, shape), leaf_key in zip(flat, keys):
-        if path[-1].key.endswith("norm"):
-            leaves.append(jnp.zeros(shape, config.jnp_dtype))
-        else:
-            w = config.initializer_range * jax.random.normal(leaf_key, shape, jnp.float32)
-            leaves.append(w.astype(config.jnp_dtype))
-    return jax.tree.unflatten(treedef, leaves)
+    return llama.random_params(config, param_shapes(config), key,
+                               lambda name: 0.0 if name.endswith("norm") else None)
 
 
 def check_params(config: GemmaConfig, params: Params) -> None:
@@ -487,11 +409,8 @@ def rope_inv_freq(config: GemmaConfig, local: bool) -> np.ndarray:
     """The H/2 rotary inverse frequencies (float32, host) of the local or the global layers, in
     the float32 operations of transformers' default and linear rope initializers (see
     model.rope_inv_freq for the power)."""
-    dim = config.head_dim
     theta = config.rope_local_base_freq if local else config.rope_theta
-    exponent = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim
-    power = (np.float64(theta) ** exponent.astype(np.float64)).astype(np.float32)
-    inv_freq = np.float32(1.0) / power
+    inv_freq = llama.default_inv_freq(theta, config.head_dim)
     if not local and config.rope_type == "linear":
         inv_freq = inv_freq / config.rope_factor
     assert inv_freq.dtype == np.float32, inv_freq.dtype
@@ -546,9 +465,6 @@ def _attend(config: GemmaConfig, q_btkgh: jax.Array, parts) -> jax.Array:
                         softcap=config.attn_logit_softcapping)
 
 
-GEMMA = llama.Arch(run_layers=_run_layers, final_norm=_final_norm, attend=_attend)
-"""The Gemma-3 hooks of model.py's shared forward and cache plumbing."""
-
 
 # ----------------------------------------------------------------------------- public functions
 
@@ -563,19 +479,22 @@ def token_embedding_rms(config: GemmaConfig, params: Params) -> jax.Array:
     """RMS over the whole table of the token embeddings as `embed_tokens` returns them (float32
     scalar): the scale of real inputs to the first block."""
     scale = jnp.asarray(config.embed_scale, jnp.float32).astype(params["embed"].dtype)
-    return jnp.sqrt(jnp.mean(jnp.square(params["embed"].astype(jnp.float32)))) * scale.astype(jnp.float32)
+    return llama.token_embedding_rms(config, params) * scale.astype(jnp.float32)
 
 
 def lm_logits(config: GemmaConfig, params: Params, hidden_btd: jax.Array) -> jax.Array:
-    """Final-normed hidden states [B, T, D] -> logits [B, T, V], soft-capped when configured."""
-    if config.tie_word_embeddings:
-        logits = jnp.einsum("btd,vd->btv", hidden_btd, params["embed"].astype(hidden_btd.dtype))
-    else:
-        logits = jnp.einsum("btd,dv->btv", hidden_btd, params["lm_head"].astype(hidden_btd.dtype))
+    """Final-normed hidden states [B, T, D] -> logits [B, T, V] (model.lm_logits), soft-capped
+    when configured."""
+    logits = llama.lm_logits(config, params, hidden_btd)
     cap = config.final_logit_softcapping
     if cap is not None:
         logits = jnp.tanh(logits / cap) * cap
     return logits
+
+
+GEMMA = llama.Arch(run_layers=_run_layers, final_norm=_final_norm, attend=_attend,
+                   embed_tokens=embed_tokens, lm_logits=lm_logits)
+"""The Gemma-3 hooks of model.py's shared forward and cache plumbing."""
 
 
 def forward_embeds(config: GemmaConfig, params: Params, embeds_btd: jax.Array,
@@ -597,23 +516,15 @@ def forward_ids(config: GemmaConfig, params: Params, ids_bt: jax.Array,
                 return_hidden_states: bool = False):
     """Token ids [B, T] -> (logits [B, T, V], hidden_states [L + 1, B, T, D] or None, cache or
     None), as model.forward_ids (entry 0 of hidden_states is the scaled embeddings)."""
-    chex.assert_rank(ids_bt, 2)
-    embeds = embed_tokens(config, params, ids_bt)
-    hidden, inputs, new_cache = llama.forward_arch(config, params, embeds, positions_bt,
-                                                   attention_mask_bt, cache,
-                                                   collect_hidden=return_hidden_states, arch=GEMMA)
-    hidden_states = None
-    if return_hidden_states:
-        hidden_states = jnp.concatenate([inputs, hidden[None]], axis=0)
-    return lm_logits(config, params, hidden), hidden_states, new_cache
+    return llama.forward_ids_arch(config, params, ids_bt, positions_bt, attention_mask_bt, cache,
+                                  return_hidden_states, GEMMA)
 
 
 def prefill_prefix(config: GemmaConfig, params: Params, prefix: Any,
                    prefix_mask: Optional[jax.Array] = None) -> PrefixCache:
     """Runs one or more fixed prefixes once and returns their keys and values (arguments as
     model.prefill_prefix; token ids are embedded with `embed_tokens`)."""
-    embeds_ptd, mask_pt = llama.prefix_embeds(config, params, prefix, prefix_mask, embed_tokens)
-    return llama.prefill_arch(config, params, embeds_ptd, mask_pt, GEMMA)
+    return llama.prefill_prefix_arch(config, params, prefix, prefix_mask, GEMMA)
 
 
 def forward_with_prefix(config: GemmaConfig, params: Params, prefix_cache: PrefixCache,
@@ -629,119 +540,80 @@ def forward_with_prefix(config: GemmaConfig, params: Params, prefix_cache: Prefi
 # ----------------------------------------------------------------------------- checkpoint keys
 
 
-def _identity(w, c):
-    return w
-
-
 def _minus_one(w, c):
     """GGUF stores Gemma norm weights as 1 + w."""
     return w - np.float32(1.0)
 
 
-def _transpose(w, c):
-    return w.T
+def _norm_rule(pattern: str, param: str, width) -> KeyRule:
+    """A Gemma-only norm weight: stored as is, `width(config)` wide."""
+    return KeyRule(pattern, param, lambda c: (width(c),), lambda w, c: w)
 
 
-def _heads_to_dnh(heads):
-    return lambda w, c: w.T.reshape(c.hidden_size, heads(c), c.head_dim)
+_LLAMA = {rule.param: rule for rule in convert.HF_KEY_TABLE}
+"""Tensors of the common layout keep the Llama table's Hugging Face names, shapes and transforms."""
 
-
-def _o_to_nhd(w, c):
-    return w.T.reshape(c.num_heads, c.head_dim, c.hidden_size)
-
-
-_d = lambda c: (c.hidden_size,)
-_h = lambda c: (c.head_dim,)
-_q_shape = lambda c: (c.num_heads * c.head_dim, c.hidden_size)
-_kv_shape = lambda c: (c.num_kv_heads * c.head_dim, c.hidden_size)
-_o_shape = lambda c: (c.hidden_size, c.num_heads * c.head_dim)
-_ff_in_shape = lambda c: (c.intermediate_size, c.hidden_size)
-_ff_out_shape = lambda c: (c.hidden_size, c.intermediate_size)
-_vocab_shape = lambda c: (c.vocab_size, c.hidden_size)
-_q_to_dnh = _heads_to_dnh(lambda c: c.num_heads)
-_kv_to_dkh = _heads_to_dnh(lambda c: c.num_kv_heads)
-
-# (Hugging Face name, llama.cpp name, param, checkpoint shape, HF -> param transform)
+# (Hugging Face rule, llama.cpp name). post_attention_layernorm fills post_attn_norm in both
+# layouts (Gemma's block applies it to the attention output, Llama's before the MLP).
 _KEYS = (
-    (r"model\.embed_tokens\.weight", r"token_embd\.weight", "embed", _vocab_shape, _identity),
-    (r"model\.norm\.weight", r"output_norm\.weight", "final_norm", _d, _identity),
-    (r"lm_head\.weight", r"output\.weight", "lm_head", _vocab_shape, _transpose),
-    (r"model\.layers\.(\d+)\.input_layernorm\.weight", r"blk\.(\d+)\.attn_norm\.weight",
-     "layers/input_norm", _d, _identity),
-    (r"model\.layers\.(\d+)\.self_attn\.q_proj\.weight", r"blk\.(\d+)\.attn_q\.weight",
-     "layers/q_proj", _q_shape, _q_to_dnh),
-    (r"model\.layers\.(\d+)\.self_attn\.k_proj\.weight", r"blk\.(\d+)\.attn_k\.weight",
-     "layers/k_proj", _kv_shape, _kv_to_dkh),
-    (r"model\.layers\.(\d+)\.self_attn\.v_proj\.weight", r"blk\.(\d+)\.attn_v\.weight",
-     "layers/v_proj", _kv_shape, _kv_to_dkh),
-    (r"model\.layers\.(\d+)\.self_attn\.o_proj\.weight", r"blk\.(\d+)\.attn_output\.weight",
-     "layers/o_proj", _o_shape, _o_to_nhd),
-    (r"model\.layers\.(\d+)\.self_attn\.q_norm\.weight", r"blk\.(\d+)\.attn_q_norm\.weight",
-     "layers/q_norm", _h, _identity),
-    (r"model\.layers\.(\d+)\.self_attn\.k_norm\.weight", r"blk\.(\d+)\.attn_k_norm\.weight",
-     "layers/k_norm", _h, _identity),
-    (r"model\.layers\.(\d+)\.post_attention_layernorm\.weight",
-     r"blk\.(\d+)\.post_attention_norm\.weight", "layers/post_attn_norm", _d, _identity),
-    (r"model\.layers\.(\d+)\.pre_feedforward_layernorm\.weight", r"blk\.(\d+)\.ffn_norm\.weight",
-     "layers/pre_mlp_norm", _d, _identity),
-    (r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight",
-     r"blk\.(\d+)\.post_ffw_norm\.weight", "layers/post_mlp_norm", _d, _identity),
-    (r"model\.layers\.(\d+)\.mlp\.gate_proj\.weight", r"blk\.(\d+)\.ffn_gate\.weight",
-     "layers/gate_proj", _ff_in_shape, _transpose),
-    (r"model\.layers\.(\d+)\.mlp\.up_proj\.weight", r"blk\.(\d+)\.ffn_up\.weight",
-     "layers/up_proj", _ff_in_shape, _transpose),
-    (r"model\.layers\.(\d+)\.mlp\.down_proj\.weight", r"blk\.(\d+)\.ffn_down\.weight",
-     "layers/down_proj", _ff_out_shape, _transpose),
+    (_LLAMA["embed"], r"token_embd\.weight"),
+    (_LLAMA["final_norm"], r"output_norm\.weight"),
+    (_LLAMA["lm_head"], r"output\.weight"),
+    (_LLAMA["layers/input_norm"], r"blk\.(\d+)\.attn_norm\.weight"),
+    (_LLAMA["layers/q_proj"], r"blk\.(\d+)\.attn_q\.weight"),
+    (_LLAMA["layers/k_proj"], r"blk\.(\d+)\.attn_k\.weight"),
+    (_LLAMA["layers/v_proj"], r"blk\.(\d+)\.attn_v\.weight"),
+    (_LLAMA["layers/o_proj"], r"blk\.(\d+)\.attn_output\.weight"),
+    (_norm_rule(r"model\.layers\.(\d+)\.self_attn\.q_norm\.weight", "layers/q_norm",
+                lambda c: c.head_dim), r"blk\.(\d+)\.attn_q_norm\.weight"),
+    (_norm_rule(r"model\.layers\.(\d+)\.self_attn\.k_norm\.weight", "layers/k_norm",
+                lambda c: c.head_dim), r"blk\.(\d+)\.attn_k_norm\.weight"),
+    (_LLAMA["layers/post_attn_norm"], r"blk\.(\d+)\.post_attention_norm\.weight"),
+    (_norm_rule(r"model\.layers\.(\d+)\.pre_feedforward_layernorm\.weight",
+                "layers/pre_mlp_norm", lambda c: c.hidden_size),
+     r"blk\.(\d+)\.ffn_norm\.weight"),
+    (_norm_rule(r"model\.layers\.(\d+)\.post_feedforward_layernorm\.weight",
+                "layers/post_mlp_norm", lambda c: c.hidden_size),
+     r"blk\.(\d+)\.post_ffw_norm\.weight"),
+    (_LLAMA["layers/gate_proj"], r"blk\.(\d+)\.ffn_gate\.weight"),
+    (_LLAMA["layers/up_proj"], r"blk\.(\d+)\.ffn_up\.weight"),
+    (_LLAMA["layers/down_proj"], r"blk\.(\d+)\.ffn_down\.weight"),
 )
 
-HF_KEY_TABLE: tuple[KeyRule, ...] = tuple(KeyRule(hf, param, shape, fn)
-                                          for hf, _, param, shape, fn in _KEYS)
+HF_KEY_TABLE: tuple[KeyRule, ...] = tuple(rule for rule, _ in _KEYS)
 """Hugging Face Gemma3ForCausalLM state-dict names -> params."""
 
-
-def _gguf_rule(hf, gg, param, shape, fn) -> KeyRule:
-    if param.endswith("norm"):
-        return KeyRule(gg, param, shape, lambda w, c, f=fn: f(_minus_one(w, c), c))
-    return KeyRule(gg, param, shape, fn)
-
-
-GGUF_KEY_TABLE: tuple[KeyRule, ...] = tuple(_gguf_rule(*row) for row in _KEYS)
+GGUF_KEY_TABLE: tuple[KeyRule, ...] = tuple(
+    rule.renamed(gg, pre=_minus_one if rule.param.endswith("norm") else None) for rule, gg in _KEYS)
 """llama.cpp "gemma3" tensor names -> params: shapes in numpy order (GGUF dims reversed), equal
 to the Hugging Face [out, in] layout; no q/k permutation; every norm weight stored as 1 + w."""
 
+
 def hf_to_gguf_name(name: str) -> str:
     """The llama.cpp name of a Hugging Face Gemma3ForCausalLM tensor name."""
-    for hf, gg, *_ in _KEYS:
-        match = re.fullmatch(hf, name)
+    for rule, gg in _KEYS:
+        match = re.fullmatch(rule.pattern, name)
         if match:
             layer = match.group(1) if match.groups() else ""
             return gg.replace(r"(\d+)", layer).replace("\\", "")
     raise KeyError(f"{name!r} is not a Gemma3ForCausalLM tensor name")
 
 
+_HF_NORMS = {"input_norm": "input_layernorm", "post_attn_norm": "post_attention_layernorm",
+             "pre_mlp_norm": "pre_feedforward_layernorm",
+             "post_mlp_norm": "post_feedforward_layernorm",
+             "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm"}
+"""Gemma's per-block norm weights -> their Hugging Face names (without ".weight")."""
+
+
 def params_to_hf_tensors(config: GemmaConfig, params: Params) -> dict[str, np.ndarray]:
     """params -> Hugging Face Gemma3ForCausalLM names and layouts (float32 numpy)."""
-    c = config
-    p = {k: np.asarray(v, np.float32) for k, v in params.items() if k != "layers"}
-    lp = {k: np.asarray(v, np.float32) for k, v in params["layers"].items()}
-    out = {"model.embed_tokens.weight": p["embed"], "model.norm.weight": p["final_norm"]}
-    if not c.tie_word_embeddings:
-        out["lm_head.weight"] = p["lm_head"].T
-    names = {"input_norm": "input_layernorm", "post_attn_norm": "post_attention_layernorm",
-             "pre_mlp_norm": "pre_feedforward_layernorm",
-             "post_mlp_norm": "post_feedforward_layernorm"}
-    for i in range(c.num_layers):
-        pre = f"model.layers.{i}."
-        for ours, theirs in names.items():
-            out[pre + theirs + ".weight"] = lp[ours][i]
-        out[pre + "self_attn.q_norm.weight"] = lp["q_norm"][i]
-        out[pre + "self_attn.k_norm.weight"] = lp["k_norm"][i]
-        for name in ("q", "k", "v"):
-            out[pre + f"self_attn.{name}_proj.weight"] = lp[f"{name}_proj"][i].reshape(c.hidden_size, -1).T
-        out[pre + "self_attn.o_proj.weight"] = lp["o_proj"][i].reshape(-1, c.hidden_size).T
-        for name in ("gate", "up", "down"):
-            out[pre + f"mlp.{name}_proj.weight"] = lp[f"{name}_proj"][i].T
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+    def layer_tensors(lp, i):
+        return {**{f"{theirs}.weight": lp[ours][i] for ours, theirs in _HF_NORMS.items()},
+                **convert.attention_hf_tensors(config, lp, i), **convert.mlp_hf_tensors(lp, i)}
+
+    return convert.hf_tensors(config, params, layer_tensors)
 
 
 def write_gguf(path: str, config: GemmaConfig, hf_tensors: Optional[dict[str, np.ndarray]] = None,
@@ -765,16 +637,7 @@ def write_gguf(path: str, config: GemmaConfig, hf_tensors: Optional[dict[str, np
                          f"this config has {unwritten}")
     if hf_tensors is None:
         hf_tensors = params_to_hf_tensors(config, params)
-    writer = gguf.GGUFWriter(path, GGUF_ARCHITECTURE)
-    writer.add_name("lago-jax-gemma3")
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_block_count(config.num_layers)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(config.num_heads)
-    writer.add_head_count_kv(config.num_kv_heads)
-    writer.add_key_length(config.head_dim)
-    writer.add_value_length(config.head_dim)
+    writer = gguf_io.new_writer(path, GGUF_ARCHITECTURE, config)
     writer.add_rope_freq_base(config.rope_theta)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_sliding_window(config.sliding_window)
@@ -797,15 +660,6 @@ def write_gguf(path: str, config: GemmaConfig, hf_tensors: Optional[dict[str, np
         writer.add_add_bos_token(bool(tm.get("add_bos_token", True)))
         writer.add_add_eos_token(False)
         writer.add_add_space_prefix(False)
-    for name, w in hf_tensors.items():
-        if name == "lm_head.weight" and config.tie_word_embeddings:
-            continue
-        w = np.asarray(w, np.float32)
-        if name.endswith("norm.weight"):
-            w = w + np.float32(1.0)
-        writer.add_tensor(hf_to_gguf_name(name), np.ascontiguousarray(w))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    gguf_io.write_tensors(writer, config, hf_tensors, lambda name, w: (
+        hf_to_gguf_name(name), w + np.float32(1.0) if name.endswith("norm.weight") else w))
 

@@ -10,13 +10,14 @@ This file owns everything GGUF-specific:
   llama.cpp's converter permutes the rows of attn_q / attn_k for its interleaved rotary layout
   (`permute_qk`); `unpermute_qk` restores the half-split layout used here and by Hugging Face;
 - dequantization with `gguf.quants.dequantize`;
-- `write_gguf`, which writes a Llama model the way llama.cpp's converter does (used by tests).
+- `write_gguf`, which writes a Llama model the way llama.cpp's converter does (used by tests),
+  from `new_writer` and `write_tensors`, which gemma.write_gguf uses as well.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -54,30 +55,23 @@ def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- key table
 
 
-def _with(rule: KeyRule, pattern: str, pre=None) -> KeyRule:
-    transform = rule.transform
-    if pre is not None:
-        transform = lambda w, c, t=rule.transform: t(pre(w, c), c)
-    return KeyRule(pattern, rule.param, rule.shape, transform)
-
-
 _HF = {r.param: r for r in HF_KEY_TABLE}
 
 GGUF_KEY_TABLE: tuple[KeyRule, ...] = (
-    _with(_HF["embed"], r"token_embd\.weight"),
-    _with(_HF["final_norm"], r"output_norm\.weight"),
-    _with(_HF["lm_head"], r"output\.weight"),
-    _with(_HF["layers/input_norm"], r"blk\.(\d+)\.attn_norm\.weight"),
-    _with(_HF["layers/q_proj"], r"blk\.(\d+)\.attn_q\.weight",
-          pre=lambda w, c: unpermute_qk(w, c.num_heads)),
-    _with(_HF["layers/k_proj"], r"blk\.(\d+)\.attn_k\.weight",
-          pre=lambda w, c: unpermute_qk(w, c.num_kv_heads)),
-    _with(_HF["layers/v_proj"], r"blk\.(\d+)\.attn_v\.weight"),
-    _with(_HF["layers/o_proj"], r"blk\.(\d+)\.attn_output\.weight"),
-    _with(_HF["layers/post_attn_norm"], r"blk\.(\d+)\.ffn_norm\.weight"),
-    _with(_HF["layers/gate_proj"], r"blk\.(\d+)\.ffn_gate\.weight"),
-    _with(_HF["layers/up_proj"], r"blk\.(\d+)\.ffn_up\.weight"),
-    _with(_HF["layers/down_proj"], r"blk\.(\d+)\.ffn_down\.weight"),
+    _HF["embed"].renamed(r"token_embd\.weight"),
+    _HF["final_norm"].renamed(r"output_norm\.weight"),
+    _HF["lm_head"].renamed(r"output\.weight"),
+    _HF["layers/input_norm"].renamed(r"blk\.(\d+)\.attn_norm\.weight"),
+    _HF["layers/q_proj"].renamed(r"blk\.(\d+)\.attn_q\.weight",
+                                 pre=lambda w, c: unpermute_qk(w, c.num_heads)),
+    _HF["layers/k_proj"].renamed(r"blk\.(\d+)\.attn_k\.weight",
+                                 pre=lambda w, c: unpermute_qk(w, c.num_kv_heads)),
+    _HF["layers/v_proj"].renamed(r"blk\.(\d+)\.attn_v\.weight"),
+    _HF["layers/o_proj"].renamed(r"blk\.(\d+)\.attn_output\.weight"),
+    _HF["layers/post_attn_norm"].renamed(r"blk\.(\d+)\.ffn_norm\.weight"),
+    _HF["layers/gate_proj"].renamed(r"blk\.(\d+)\.ffn_gate\.weight"),
+    _HF["layers/up_proj"].renamed(r"blk\.(\d+)\.ffn_up\.weight"),
+    _HF["layers/down_proj"].renamed(r"blk\.(\d+)\.ffn_down\.weight"),
 )
 """llama.cpp tensor names -> params. Shapes are in numpy order (GGUF dims reversed), which for
 Llama equals the Hugging Face [out, in] layout; q/k rows are un-permuted first."""
@@ -180,16 +174,7 @@ def write_gguf(path: str, config: LlamaConfig, hf_tensors: Optional[dict[str, np
     gguf = _gguf()
     if hf_tensors is None:
         hf_tensors = params_to_hf_tensors(config, params)
-    writer = gguf.GGUFWriter(path, "llama")
-    writer.add_name("lago-jax-llama")
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_block_count(config.num_layers)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(config.num_heads)
-    writer.add_head_count_kv(config.num_kv_heads)
-    writer.add_key_length(config.head_dim)
-    writer.add_value_length(config.head_dim)
+    writer = new_writer(path, "llama", config)
     writer.add_rope_dimension_count(config.head_dim)
     writer.add_rope_freq_base(config.rope_theta)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
@@ -210,19 +195,45 @@ def write_gguf(path: str, config: LlamaConfig, hf_tensors: Optional[dict[str, np
         if "eos_token_id" in tm:
             writer.add_eos_token_id(tm["eos_token_id"])
         writer.add_add_bos_token(bool(tm.get("add_bos_token", False)))
-    for name, w in hf_tensors.items():
-        if name == "lm_head.weight" and config.tie_word_embeddings:
-            continue
-        w = np.ascontiguousarray(np.asarray(w, np.float32))
+
+    def to_gguf(name, w):
         if name.startswith("model.layers."):
             layer, rest = name[len("model.layers."):].split(".", 1)
             if rest == "self_attn.q_proj.weight":
                 w = permute_qk(w, config.num_heads)
             elif rest == "self_attn.k_proj.weight":
                 w = permute_qk(w, config.num_kv_heads)
-            gguf_name = f"blk.{layer}.{_HF_TO_GGUF[rest]}"
-        else:
-            gguf_name = _HF_TO_GGUF[name]
+            return f"blk.{layer}.{_HF_TO_GGUF[rest]}", w
+        return _HF_TO_GGUF[name], w
+
+    write_tensors(writer, config, hf_tensors, to_gguf)
+
+
+def new_writer(path: str, arch: str, config: Any):
+    """A gguf.GGUFWriter for `arch` holding the model name "lago-jax-<arch>" and the shape keys
+    both architectures write (context, width, depth, MLP width, heads, kv heads, key and value
+    widths); the caller adds the rest of the metadata."""
+    writer = _gguf().GGUFWriter(path, arch)
+    writer.add_name(f"lago-jax-{arch}")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_heads)
+    writer.add_head_count_kv(config.num_kv_heads)
+    writer.add_key_length(config.head_dim)
+    writer.add_value_length(config.head_dim)
+    return writer
+
+
+def write_tensors(writer, config: Any, hf_tensors: dict[str, np.ndarray],
+                  to_gguf: Callable[[str, np.ndarray], tuple[str, np.ndarray]]) -> None:
+    """Adds the Hugging Face-named tensors (a tied lm_head skipped) as float32 under the names and
+    in the layouts `to_gguf(name, w)` gives, then writes the file and closes `writer`."""
+    for name, w in hf_tensors.items():
+        if name == "lm_head.weight" and config.tie_word_embeddings:
+            continue
+        gguf_name, w = to_gguf(name, np.asarray(w, np.float32))
         writer.add_tensor(gguf_name, np.ascontiguousarray(w))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -36,9 +36,11 @@ Qwen2 count them (slot indices, not rotary positions; the two agree on the real 
 left-padded row). After a cached prefix, the sequence is the prefix's real tokens followed by the
 continuation, so a continuation token j of prefix p sits at slot length_p[p] + j.
 
-The forward, KV-cache and prefix-cache plumbing (`forward_arch`, `prefill_arch`,
-`continue_prefix`) is shared with the other architecture (lago_jax.llm.gemma): what differs is passed in as an `Arch`
-(the decoder blocks, the final norm, the attention scores).
+The forward, KV-cache and prefix-cache plumbing (`forward_arch`, `forward_ids_arch`,
+`prefill_prefix_arch`, `continue_prefix`), the common parameter layout (`decoder_param_shapes`)
+and random initialization (`random_params`) are shared with the other architecture
+(lago_jax.llm.gemma): what differs is passed in as an `Arch` (the decoder blocks, the final norm,
+the attention scores, the token embedding and the lm_head).
 """
 
 from __future__ import annotations
@@ -88,8 +90,10 @@ def functions_for(config: Any):
 # ----------------------------------------------------------------------------- shapes and init
 
 
-def param_shapes(config: LlamaConfig) -> Params:
-    """Nested dict of the parameter shapes (tuples) for `config`."""
+def decoder_param_shapes(config: Any) -> Params:
+    """The parameter shapes (tuples) every architecture has: the embedding, the input and
+    post-attention norms, the q/k/v/o projections, the gated MLP, the final norm and the untied
+    lm_head. Each architecture's `param_shapes` adds its own tensors to this dict."""
     d, f, v, n_layers = (config.hidden_size, config.intermediate_size, config.vocab_size,
                          config.num_layers)
     n, k, h = config.num_heads, config.num_kv_heads, config.head_dim
@@ -108,31 +112,50 @@ def param_shapes(config: LlamaConfig) -> Params:
         },
         "final_norm": (d,),
     }
-    if config.qkv_bias:
-        shapes["layers"].update(q_bias=(n_layers, n, h), k_bias=(n_layers, k, h),
-                                v_bias=(n_layers, k, h))
     if not config.tie_word_embeddings:
         shapes["lm_head"] = (d, v)
     return shapes
 
 
-def init_params(config: LlamaConfig, key: jax.Array) -> Params:
-    """Random weights: normal(0, initializer_range) matrices, unit norm weights, zero biases, in
-    config dtype."""
-    shapes = param_shapes(config)
+def param_shapes(config: LlamaConfig) -> Params:
+    """Nested dict of the parameter shapes (tuples) for `config`."""
+    shapes = decoder_param_shapes(config)
+    if config.qkv_bias:
+        n_layers, h = config.num_layers, config.head_dim
+        shapes["layers"].update(q_bias=(n_layers, config.num_heads, h),
+                                k_bias=(n_layers, config.num_kv_heads, h),
+                                v_bias=(n_layers, config.num_kv_heads, h))
+    return shapes
+
+
+def random_params(config: Any, shapes: Params, key: jax.Array,
+                  constant: Callable[[str], Optional[float]]) -> Params:
+    """Random weights of the layout `shapes` in the config dtype: the leaf called `name` is filled
+    with `constant(name)` unless that is None, else drawn from normal(0, initializer_range) (in
+    float32, then cast) with its own split of `key` (leaves in jax's sorted tree order)."""
     flat, treedef = jax.tree.flatten_with_path(shapes, is_leaf=lambda x: isinstance(x, tuple))
     keys = jax.random.split(key, len(flat))
     leaves = []
     for (path, shape), leaf_key in zip(flat, keys):
-        name = path[-1].key
-        if name.endswith("norm"):
-            leaves.append(jnp.ones(shape, config.jnp_dtype))
-        elif name.endswith("bias"):
-            leaves.append(jnp.zeros(shape, config.jnp_dtype))
+        value = constant(path[-1].key)
+        if value is not None:
+            leaves.append(jnp.full(shape, value, config.jnp_dtype))
         else:
             w = config.initializer_range * jax.random.normal(leaf_key, shape, jnp.float32)
             leaves.append(w.astype(config.jnp_dtype))
     return jax.tree.unflatten(treedef, leaves)
+
+
+def _llama_init_constant(name: str) -> Optional[float]:
+    if name.endswith("norm"):
+        return 1.0
+    return 0.0 if name.endswith("bias") else None
+
+
+def init_params(config: LlamaConfig, key: jax.Array) -> Params:
+    """Random weights: normal(0, initializer_range) matrices, unit norm weights, zero biases, in
+    config dtype."""
+    return random_params(config, param_shapes(config), key, _llama_init_constant)
 
 
 def check_params(config: LlamaConfig, params: Params) -> None:
@@ -177,10 +200,7 @@ def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
     The power theta ** (2i / H) is the correctly rounded float32 value; torch's float32 power is
     within one unit in the last place of it (its vectorized and scalar paths differ by as much).
     """
-    dim = config.head_dim
-    exponent = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim
-    power = (np.float64(config.rope_theta) ** exponent.astype(np.float64)).astype(np.float32)
-    inv_freq = np.float32(1.0) / power
+    inv_freq = default_inv_freq(config.rope_theta, config.head_dim)
     if config.rope_type == "linear":
         inv_freq = inv_freq / config.rope_factor
     elif config.rope_type == "llama3":
@@ -196,6 +216,14 @@ def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
         inv_freq = np.where(medium, smoothed, scaled)
     assert inv_freq.dtype == np.float32, inv_freq.dtype
     return inv_freq
+
+
+def default_inv_freq(theta: float, dim: int) -> np.ndarray:
+    """1 / theta ** (2i / dim) for i < dim / 2 (float32, host), as transformers' default rope
+    initializer computes it (see `rope_inv_freq` for the power)."""
+    exponent = np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim
+    power = (np.float64(theta) ** exponent.astype(np.float64)).astype(np.float32)
+    return np.float32(1.0) / power
 
 
 def rope_cos_sin(positions_bt: jax.Array, inv_freq: np.ndarray, dtype):
@@ -318,6 +346,10 @@ class Arch(NamedTuple):
     """(config, params, x_btd) -> the final-normed hidden states."""
     attend: Callable[[Any, jax.Array, Sequence], jax.Array]
     """(config, q_btkgh, parts) -> attention output [B, T, K, G, H]; see `attend`."""
+    embed_tokens: Callable[[Any, Params, jax.Array], jax.Array]
+    """(config, params, ids) -> the embeddings the first block receives; see `embed_tokens`."""
+    lm_logits: Callable[[Any, Params, jax.Array], jax.Array]
+    """(config, params, final-normed hidden) -> logits; see `lm_logits`."""
 
 
 def _llama_final_norm(config: LlamaConfig, params: Params, x_btd: jax.Array) -> jax.Array:
@@ -327,8 +359,6 @@ def _llama_final_norm(config: LlamaConfig, params: Params, x_btd: jax.Array) -> 
 def _llama_attend(config: LlamaConfig, q_btkgh: jax.Array, parts) -> jax.Array:
     return attend(q_btkgh, parts, _scale(config))
 
-
-LLAMA = Arch(run_layers=_run_layers, final_norm=_llama_final_norm, attend=_llama_attend)
 
 
 # ----------------------------------------------------------------------------- public functions
@@ -352,6 +382,10 @@ def token_embedding_rms(config: LlamaConfig, params: Params) -> jax.Array:
     scalar): the scale of real inputs to the first block."""
     del config
     return jnp.sqrt(jnp.mean(jnp.square(params["embed"].astype(jnp.float32))))
+
+
+LLAMA = Arch(run_layers=_run_layers, final_norm=_llama_final_norm, attend=_llama_attend,
+             embed_tokens=embed_tokens, lm_logits=lm_logits)
 
 
 def _default_positions(b: int, t: int, start) -> jax.Array:
@@ -447,15 +481,24 @@ def forward_ids(config: LlamaConfig, params: Params, ids_bt: jax.Array,
     the embeddings, entry l (1 <= l < L) the output of block l, and entry L the final-normed
     output of the last block. Other arguments as in `forward_embeds`.
     """
+    return forward_ids_arch(config, params, ids_bt, positions_bt, attention_mask_bt, cache,
+                            return_hidden_states)
+
+
+def forward_ids_arch(config, params: Params, ids_bt: jax.Array, positions_bt: Optional[jax.Array],
+                     attention_mask_bt: Optional[jax.Array], cache: Optional[KVCache],
+                     return_hidden_states: bool, arch: Arch = LLAMA):
+    """`forward_ids` for the architecture `arch` (entry 0 of hidden_states is what
+    `arch.embed_tokens` returns)."""
     chex.assert_rank(ids_bt, 2)
-    embeds = embed_tokens(config, params, ids_bt)
+    embeds = arch.embed_tokens(config, params, ids_bt)
     hidden, inputs, new_cache = forward_arch(config, params, embeds, positions_bt,
                                              attention_mask_bt, cache,
-                                             collect_hidden=return_hidden_states)
+                                             collect_hidden=return_hidden_states, arch=arch)
     hidden_states = None
     if return_hidden_states:
         hidden_states = jnp.concatenate([inputs, hidden[None]], axis=0)
-    return lm_logits(config, params, hidden), hidden_states, new_cache
+    return arch.lm_logits(config, params, hidden), hidden_states, new_cache
 
 
 def prefill_prefix(config: LlamaConfig, params: Params,
@@ -471,8 +514,15 @@ def prefill_prefix(config: LlamaConfig, params: Params,
     Returns:
       PrefixCache with P prefixes and S = T slots.
     """
-    embeds_ptd, mask_pt = prefix_embeds(config, params, prefix, prefix_mask, embed_tokens)
-    return prefill_arch(config, params, embeds_ptd, mask_pt, LLAMA)
+    return prefill_prefix_arch(config, params, prefix, prefix_mask, LLAMA)
+
+
+def prefill_prefix_arch(config, params: Params, prefix, prefix_mask: Optional[jax.Array],
+                        arch: Arch) -> PrefixCache:
+    """`prefill_prefix` for the architecture `arch` (token ids embedded with
+    `arch.embed_tokens`)."""
+    embeds_ptd, mask_pt = prefix_embeds(config, params, prefix, prefix_mask, arch.embed_tokens)
+    return prefill_arch(config, params, embeds_ptd, mask_pt, arch)
 
 
 def prefix_embeds(config, params: Params, prefix, prefix_mask, embed_fn: Callable):
