@@ -1,4 +1,9 @@
-"""Meta-World tasks in MJX: ``MetaWorldEnv`` (one task) and ``MT10Env`` (several, batched per task).
+"""Meta-World tasks in JAX: ``MetaWorldEnv`` (one task) and ``MT10Env`` (several, batched per task).
+
+Two engines step the physics (``backend``): MJX on a model edited for it (:mod:`envs.metaworld.model`),
+or MuJoCo's C engine on Meta-World's unedited model (:mod:`envs.metaworld.native`; exact to
+native Meta-World, and the faster one on a CPU). The observation, reward and success code below
+serves both.
 
 Semantics follow ``metaworld.sawyer_xyz_env.SawyerXYZEnv`` (metaworld 3.1.1):
 
@@ -41,6 +46,10 @@ from envs.core import Box, Env, State, initial_flags
 from envs.multitask import MultiTaskEnv
 from envs.metaworld import tasks as tasks_lib
 from envs.metaworld.model import build_mj_model, check_max_contact_points, edits_for, native_mj_model
+from envs.metaworld.native import NativeMetaWorld
+from envs.metaworld.native_tasks import NATIVE_TASKS
+
+BACKENDS = ("mjx", "mujoco", "auto")
 
 FRAME_SKIP = 5
 ACTION_SCALE = 1.0 / 100
@@ -123,10 +132,11 @@ def settle_hand(task: tasks_lib.Task) -> dict[str, np.ndarray]:
 
 
 class MetaWorldEnv(Env):
-    """One Meta-World task in MJX.
+    """One Meta-World task, stepped by MJX or by MuJoCo's C engine.
 
     Args:
-      task_name: a Meta-World v3 name (``reach-v3``, ...); see :data:`tasks.TASKS`.
+      task_name: a Meta-World v3 name (``reach-v3``, ...); see :data:`tasks.TASKS`, and
+        :data:`native_tasks.NATIVE_TASKS` for the tasks that run on ``backend="mujoco"`` only.
       observe_goal: put the goal position in ``obs[36:39]`` (Meta-World's fully observable
         setting); False (default) gives zeros there, like Meta-World's default.
       random_instruction: draw ``info["instruction_id"]`` uniformly at each reset (else 0).
@@ -141,6 +151,15 @@ class MetaWorldEnv(Env):
         uncapped rate on all ten MT10 tasks.
       impl: MJX implementation, ``"jax"`` (default) or ``"warp"`` (NVIDIA GPUs with mujoco >= 3.3.5;
         refused elsewhere with the install line: :mod:`envs.mjx_impl`; not yet run on a GPU here).
+      backend: the physics engine. ``"mjx"`` (default): MJX on the edited model, jitted XLA, the
+        engine for accelerators; its trajectories follow native Meta-World's within the gaps the
+        parity tests state. ``"mujoco"``: MuJoCo's C engine on Meta-World's unedited model, through
+        a host callback (:mod:`envs.metaworld.native`): observations, rewards, success equal native
+        ``metaworld`` ``env.step`` to float32 rounding (``tests/test_metaworld_native.py``), and
+        several times MJX's speed on a CPU. ``"auto"``: ``"mujoco"`` when JAX's default backend is
+        the CPU, else ``"mjx"``. ``max_contact_points`` and ``impl`` are MJX options, refused with
+        ``"mujoco"``.
+      num_threads: host threads of the ``"mujoco"`` backend (default: the CPU count).
 
     ``state.info`` holds ``instruction_id``, ``reset_vector`` (Meta-World's ``_last_rand_vec``
     for this episode) and the episode's task parameters under ``"task/<name>"`` keys
@@ -157,9 +176,28 @@ class MetaWorldEnv(Env):
         max_contact_points: int | None = None,
         impl: str = "jax",
         paraphrases: Sequence[int] | None = None,
+        backend: str = "mjx",
+        num_threads: int | None = None,
     ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
+        if backend == "auto":
+            backend = "mujoco" if jax.default_backend() == "cpu" else "mjx"
+        if backend == "mujoco" and (impl != "jax" or max_contact_points is not None):
+            raise ValueError(f"impl={impl!r} and max_contact_points={max_contact_points!r} are MJX options; "
+                             "backend='mujoco' steps MuJoCo's C engine on the unedited model (use backend='mjx')")
+        if backend == "mjx" and num_threads is not None:
+            raise ValueError(f"num_threads={num_threads!r} sets the host threads of backend='mujoco'; "
+                             "backend='mjx' has none")
+        self.backend = backend
         self.impl = mjx_impl.check_impl(impl)
-        self.task = tasks_lib.get_task(task_name)
+        if task_name in NATIVE_TASKS:
+            if backend != "mujoco":
+                raise ValueError(f"{task_name!r} runs on backend='mujoco' only (no MJX model is made for it); "
+                                 f"MJX tasks: {sorted(tasks_lib.TASKS)}")
+            self.task = NATIVE_TASKS[task_name]
+        else:
+            self.task = tasks_lib.get_task(task_name)
         self.task_name = task_name
         self.observe_goal = bool(observe_goal)
         self.random_instruction = bool(random_instruction)
@@ -173,10 +211,19 @@ class MetaWorldEnv(Env):
             self._instructions = tuple(self._instructions[i] for i in idx)
 
         task = self.task
-        self.max_contact_points = check_max_contact_points(max_contact_points)
-        self.mj_model = build_mj_model(task.xml, task.colliders, self.max_contact_points)
-        self.model_edits = edits_for(task.xml, task.colliders, self.max_contact_points)
-        self.mjx_model = mjx_impl.put_model(self.mj_model, self.impl)
+        self.native = None
+        if backend == "mujoco":
+            self.max_contact_points = None
+            self.native = NativeMetaWorld(task_name, self.observe_goal, num_threads, fixture_body=task.fixture_body,
+                                          min_obj_goal_xy=task.min_obj_goal_xy)
+            self.mj_model = self.native.model
+            self.model_edits = ()
+            self.mjx_model = None
+        else:
+            self.max_contact_points = check_max_contact_points(max_contact_points)
+            self.mj_model = build_mj_model(task.xml, task.colliders, self.max_contact_points)
+            self.model_edits = edits_for(task.xml, task.colliders, self.max_contact_points)
+            self.mjx_model = mjx_impl.put_model(self.mj_model, self.impl)
         m = self.mj_model
 
         body = lambda n: _name_id(m, mujoco.mjtObj.mjOBJ_BODY, n)
@@ -196,10 +243,17 @@ class MetaWorldEnv(Env):
         self._ids = ids
         self._fixture = body(task.fixture_body) if task.fixture_body else None
 
-        base = settle_hand(task)
-        if base["qpos"].shape != (m.nq,) or base["qvel"].shape != (m.nv,):
-            raise ValueError("the edited model's joints differ from Meta-World's model")
-        self._base = {k: np.asarray(v, np.float32) for k, v in base.items()}
+        if self.native is None:
+            base = settle_hand(task)
+            if base["qpos"].shape != (m.nq,) or base["qvel"].shape != (m.nv,):
+                raise ValueError("the edited model's joints differ from Meta-World's model")
+            self._base = {k: np.asarray(v, np.float32) for k, v in base.items()}
+            self._native_param_names = ()
+        else:
+            self._native_param_names = self._param_names()
+            missing = set(self._native_param_names) - set(self.native.param_names)
+            if missing:
+                raise ValueError(f"{task_name}: the native env holds no {sorted(missing)} for the reward")
         self._mocap_low = np.asarray(task.hand_low, np.float32)
         self._mocap_high = np.asarray(task.hand_high, np.float32)
         self._rand_low = np.asarray(task.rand_low, np.float32)
@@ -270,6 +324,8 @@ class MetaWorldEnv(Env):
 
     def reset_to(self, reset_vector: jax.Array) -> State:
         """Reset to the task instance given by Meta-World's reset vector (``env._last_rand_vec``)."""
+        if self.native is not None:
+            return self._native_reset_to(reset_vector)
         base = {k: jnp.asarray(v) for k, v in self._base.items()}
         rand = jnp.asarray(reset_vector, jnp.float32)
         qpos, qvel, params = self.task.reset(rand, base["qpos"], base["qvel"], base)
@@ -314,6 +370,8 @@ class MetaWorldEnv(Env):
         return {k[n:]: v for k, v in state.info.items() if k.startswith(TASK_PARAM_PREFIX)}
 
     def step(self, state: State, action: jax.Array) -> State:
+        if self.native is not None:
+            return self._native_step(state, action)
         params = self.task_params(state)
         m = self._model(params)
         d = state.data
@@ -327,16 +385,21 @@ class MetaWorldEnv(Env):
         )
         d = jax.lax.fori_loop(0, FRAME_SKIP, lambda _, x: mjx.step(m, x), d)
         d = mjx.kinematics(m, d)
-        curr = self._current(d)
+        return self._scored(state, d, d, action, params)
+
+    def _scored(self, state: State, data, kin, action: jax.Array, params: dict) -> State:
+        """The state after a step: the new physics ``data``, and the observation, reward, success
+        and reward terms computed from ``kin`` (positions as ``mjx.Data`` names them)."""
+        curr = self._current(kin)
         obs = self._observation(curr, state.obs[:18], params)
-        frame = self._frame(d, obs, action, params)
+        frame = self._frame(kin, obs, action, params)
         reward, success, terms = self.task.reward(frame)
         metrics = dict(state.metrics)
         for k in self._metric_keys():
             metrics[k] = jnp.asarray(terms.get(k, 0.0), jnp.float32)
         zero = jnp.zeros((), jnp.float32)
         return state.replace(
-            data=d,
+            data=data,
             obs=obs,
             reward=jnp.asarray(reward, jnp.float32),
             success=jnp.asarray(success, jnp.float32),
@@ -345,6 +408,44 @@ class MetaWorldEnv(Env):
             done=zero,
             metrics=metrics,
         )
+
+    # ------------------------------------------------------------------ C-engine backend
+
+    def _param_names(self) -> tuple[str, ...]:
+        """The task parameters the MJX reset puts in ``state.info`` (the same keys for both backends)."""
+        names = {"init_tcp", "hand_init_pos", "fixture_pos"}
+        z3 = jax.ShapeDtypeStruct((3,), jnp.float32)
+        base = dict(obj_z=jax.ShapeDtypeStruct((), jnp.float32), init_tcp=z3, init_left_pad=z3, init_right_pad=z3,
+                    peg_head=z3)
+        rand = jax.ShapeDtypeStruct(np.shape(self.task.rand_low), jnp.float32)
+        m = self.mj_model
+        qpos, qvel = jax.ShapeDtypeStruct((m.nq,), jnp.float32), jax.ShapeDtypeStruct((m.nv,), jnp.float32)
+        params = jax.eval_shape(self.task.reset, rand, qpos, qvel, base)[2]
+        names |= set(params)
+        if self.task.post_reset is not None:
+            site = jax.ShapeDtypeStruct((m.nsite, 3), jnp.float32)
+            body = jax.ShapeDtypeStruct((m.nbody, 3), jnp.float32)
+            full = dict(params, init_tcp=z3, hand_init_pos=z3, fixture_pos=z3)
+            names |= set(jax.eval_shape(lambda p, s, b: self.task.post_reset(p, s, b, self._ids), full, site, body))
+        return tuple(sorted(names))
+
+    def _native_reset_to(self, reset_vector: jax.Array) -> State:
+        rand = jnp.asarray(reset_vector, jnp.float32)
+        data, kin, native_params = self.native.reset(rand)
+        params = {k: native_params[k] for k in self._native_param_names}
+        # SawyerXYZEnv.reset: the current frame twice and the goal, not clipped.
+        curr = self._current(kin)
+        goal = params["target_pos"] if self.observe_goal else jnp.zeros(3, jnp.float32)
+        obs = jnp.concatenate([curr, curr, goal]).astype(jnp.float32)
+        info = dict(instruction_id=jnp.zeros((), jnp.int32), reset_vector=rand)
+        info.update({TASK_PARAM_PREFIX + k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
+        metrics = {k: jnp.zeros((), jnp.float32) for k in self._metric_keys()}
+        return State(data=data, obs=obs, metrics=metrics, info=info, **initial_flags())
+
+    def _native_step(self, state: State, action: jax.Array) -> State:
+        action = jnp.asarray(action, jnp.float32)
+        data, kin = self.native.step(state.data, action)
+        return self._scored(state, data, kin, action, self.task_params(state))
 
     # ------------------------------------------------------------------ pieces
 
@@ -409,7 +510,7 @@ class MT10Env(MultiTaskEnv):
       envs_per_task: sub-batch size per task.
       task_one_hot: append a one-hot task id to the observation (multi-task policies).
       episode_length: episode limit (Meta-World's 500 by default).
-      observe_goal, max_contact_points: passed to every :class:`MetaWorldEnv`.
+      observe_goal, max_contact_points, backend, num_threads: passed to every :class:`MetaWorldEnv`.
     """
 
     def __init__(
@@ -420,9 +521,12 @@ class MT10Env(MultiTaskEnv):
         episode_length: int = MAX_EPISODE_STEPS,
         observe_goal: bool = False,
         max_contact_points: int | None = None,
+        backend: str = "mjx",
+        num_threads: int | None = None,
     ):
         names = tuple(task_names) if task_names is not None else tasks_lib.MT10_TASKS
         if not names:
             raise ValueError("MT10Env needs at least one task")
-        tasks = {n: MetaWorldEnv(n, observe_goal=observe_goal, max_contact_points=max_contact_points) for n in names}
+        tasks = {n: MetaWorldEnv(n, observe_goal=observe_goal, max_contact_points=max_contact_points, backend=backend,
+                                 num_threads=num_threads) for n in names}
         super().__init__(tasks, envs_per_task=envs_per_task, task_one_hot=task_one_hot, episode_length=episode_length)
