@@ -5,6 +5,6 @@ Every environment follows one API (see :mod:`envs.core`): ``env.reset(key) -> St
 add batching, episode limits, auto-reset and episode statistics.
 """
 
-from envs.core import Box, Discrete, Env, State
+from envs.core import BatchedEnv, Box, Discrete, Env, State
 
-__all__ = ["Box", "Discrete", "Env", "State"]
+__all__ = ["BatchedEnv", "Box", "Discrete", "Env", "State"]

@@ -137,6 +137,28 @@ class Env(abc.ABC):
         return self
 
 
+class BatchedEnv(Env):
+    """An env that is already a batch: declared by subclassing, never guessed from attributes.
+
+    ``reset(key)`` takes one key and returns a ``State`` whose leaves have a leading axis
+    ``num_envs``; ``step`` takes ``action [num_envs, ...]``; and the env already carries the
+    training stack (episode limit, episode statistics, auto-reset), so training code steps it as
+    it is, without wrapping or vmapping it again (brax's ``VmapWrapper`` plays the same part).
+    :class:`envs.wrappers.VmapWrapper` and :class:`envs.multitask.MultiTaskEnv` are batched envs;
+    an object that merely has a ``num_envs`` attribute is not.
+    """
+
+    @property
+    @abc.abstractmethod
+    def num_envs(self) -> int:
+        """The batch size: the leading axis of every ``State`` leaf."""
+
+    @property
+    def task_rows(self) -> tuple[int, ...] | None:
+        """The task index of every row, for a batch of several tasks; None for a single task."""
+        return None
+
+
 def initial_flags() -> dict[str, jax.Array]:
     """Zero reward/done/terminated/truncated/success scalars for a fresh ``State``."""
     z = jnp.zeros((), jnp.float32)

@@ -6,7 +6,7 @@ bookkeeping) are compiled **once per (env, batch size, episode limit)** and shar
 policy run on them; each policy is its own small jitted program, called step by step from the
 host. For MJX envs, whose step takes minutes to compile on a CPU, evaluating a PPO policy, a
 prior and the random floor, and collecting expert demonstrations, then cost one env compile
-instead of one per policy. (Training's rollout is its own program too: ``lago_jax.ppo.train``.)
+instead of one per policy. (Training's rollout is its own program too: ``lago_jax.ppo.acting``.)
 
 Per step ``t`` the policy sees the state before the step and ``keys[t]`` (one key per step,
 split from the run key); it returns the actions of the whole batch. Environments whose episode
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs.core import Discrete, Env, State
-from envs.wrappers import EpisodeWrapper
+from envs.wrappers import EpisodeWrapper, episode_limit
 
 # Fields always returned per step, and the ones returned on request (``record``).
 TRANSITION = ("reward", "done", "terminated", "success", "valid")
@@ -72,14 +72,6 @@ def env_programs(env: Env, batch: int, episode_length: int) -> _EnvPrograms:
     except TypeError:
         return _EnvPrograms(env, batch, episode_length)
     return _cached_programs(env, batch, episode_length)
-
-
-def episode_limit(env: Env, episode_length: int | None) -> int:
-    """``episode_length`` or the env's own limit, checked to be a positive integer."""
-    length = episode_length if episode_length is not None else env.max_episode_steps
-    if length is None or int(length) < 1:
-        raise ValueError(f"episode_length must be >= 1 (the env has no max_episode_steps), got {length!r}")
-    return int(length)
 
 
 def run_episodes(

@@ -6,7 +6,7 @@ episode statistics, auto-reset: :func:`envs.wrappers.training_env`), and every `
 ``step`` runs all sub-batches inside the same traced call. The env is *pre-batched*: its ``State``
 has a leading axis ``N = num_tasks * envs_per_task`` (tasks in blocks of ``envs_per_task`` rows,
 in the order of ``task_names``), ``reset(key)`` takes one key, and training code must not wrap or
-vmap it again (:func:`envs.wrappers.is_batched`). ``lago_jax.ppo`` trains one policy on all
+vmap it again (:class:`envs.core.BatchedEnv`). ``lago_jax.ppo`` trains one policy on all
 tasks from it and reports every task's training statistics (``task_rows``).
 
 ``info["task_id"]`` is the row's task; ``info["instruction_id"]`` indexes ``self.instructions``,
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.core import Env, State
+from envs.core import BatchedEnv, Env, State
 from envs.wrappers import Wrapper, training_env
 
 
@@ -78,7 +78,7 @@ class TaskView(Wrapper):
         return _goal_features(self.env, self.num_tasks if self.task_one_hot else 0)
 
 
-class MultiTaskEnv(Env):
+class MultiTaskEnv(BatchedEnv):
     """``envs_per_task`` copies of each of several tasks in one pre-batched env.
 
     Args:
@@ -121,7 +121,7 @@ class MultiTaskEnv(Env):
             instructions.extend(tasks[n].instructions)
         self._instructions = tuple(instructions)
 
-    # -- the pre-batched env contract (envs.wrappers.is_batched)
+    # -- envs.core.BatchedEnv
     @property
     def num_envs(self) -> int:
         return len(self.task_names) * self.envs_per_task

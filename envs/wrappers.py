@@ -12,7 +12,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from envs.core import Box, Discrete, Env, State
+from envs.core import BatchedEnv, Box, Discrete, Env, State
 
 
 class Wrapper(Env):
@@ -54,15 +54,21 @@ class Wrapper(Env):
         return getattr(self.env, name)
 
 
+def episode_limit(env: Env, episode_length: int | None) -> int:
+    """``episode_length`` or the env's own limit (``max_episode_steps``), checked to be >= 1."""
+    length = episode_length if episode_length is not None else env.max_episode_steps
+    if length is None or int(length) < 1:
+        raise ValueError(f"episode_length must be >= 1, got {episode_length!r} (the env's own limit, "
+                         f"max_episode_steps, is {env.max_episode_steps!r})")
+    return int(length)
+
+
 class EpisodeWrapper(Wrapper):
     """Counts steps; sets ``truncated`` when ``episode_length`` steps pass without termination."""
 
     def __init__(self, env: Env, episode_length: int | None = None):
         super().__init__(env)
-        length = episode_length if episode_length is not None else env.max_episode_steps
-        if length is None or int(length) < 1:
-            raise ValueError(f"EpisodeWrapper needs episode_length >= 1, got {episode_length!r}")
-        self.episode_length = int(length)
+        self.episode_length = episode_limit(env, episode_length)
 
     @property
     def max_episode_steps(self) -> int:
@@ -191,7 +197,7 @@ class AutoResetWrapper(Wrapper):
         return nstate.replace(data=data, obs=obs, info=info)
 
 
-class VmapWrapper(Wrapper):
+class VmapWrapper(Wrapper, BatchedEnv):
     """Batches an env over ``batch_size`` independent copies (leading axis of every leaf)."""
 
     def __init__(self, env: Env, batch_size: int):
@@ -202,7 +208,7 @@ class VmapWrapper(Wrapper):
 
     @property
     def num_envs(self) -> int:
-        """The batch size: a ``VmapWrapper`` is a pre-batched env (:func:`is_batched`)."""
+        """The batch size (:class:`envs.core.BatchedEnv`)."""
         return self.batch_size
 
     def reset(self, key):
@@ -218,12 +224,10 @@ class VmapWrapper(Wrapper):
 
 
 def is_batched(env: Env) -> bool:
-    """Whether ``env`` is pre-batched: it exposes ``num_envs`` (an int), ``reset(key)`` returns a
-    ``State`` with that leading axis, ``step`` takes ``action [num_envs, ...]``, and it already
-    carries the training stack (episode limit, statistics, auto-reset). ``VmapWrapper`` and
-    :class:`envs.multitask.MultiTaskEnv` are; a plain env is not."""
-    n = getattr(env, "num_envs", None)
-    return isinstance(n, int) and not isinstance(n, bool)
+    """Whether ``env`` is pre-batched: an :class:`envs.core.BatchedEnv` (``VmapWrapper``,
+    :class:`envs.multitask.MultiTaskEnv`). Having a ``num_envs`` attribute does not make an env
+    batched; subclassing ``BatchedEnv`` does."""
+    return isinstance(env, BatchedEnv)
 
 
 def training_env(env: Env, episode_length: int | None = None, cached_reset: bool = False) -> AutoResetWrapper:

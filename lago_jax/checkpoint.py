@@ -203,15 +203,20 @@ class Checkpointer:
         self._manager.close()
 
 
-def load_config(directory: str, step: int | None = None) -> tuple[dict, int]:
-    """The saved config dict and step of ``step`` (default: latest) in ``directory``."""
+def open_checkpoint(directory: str, step: int | None = None) -> tuple[Checkpointer, int]:
+    """``(Checkpointer, step)`` of ``directory`` (a ``checkpoints`` folder, or a run's ``out_dir``
+    holding one) at ``step`` (default: its latest). The caller closes the Checkpointer.
+
+    Raises:
+      CheckpointError: no such directory, or no complete checkpoint in it.
+    """
+    if os.path.isdir(os.path.join(directory, "checkpoints")):
+        directory = os.path.join(directory, "checkpoints")
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint directory {os.path.abspath(directory)} does not exist")
     mgr = Checkpointer(directory, create=False)
-    try:
-        step = mgr.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
-        return mgr.restore_config(step), step
-    finally:
+    step = mgr.latest_step() if step is None else step
+    if step is None:
         mgr.close()
+        raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
+    return mgr, step

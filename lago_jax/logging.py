@@ -7,8 +7,9 @@ event files, Weights & Biases, a learning curve.
 and ``WandbLogger`` to a W&B run (the optional ``wandb`` extra; ``WANDB_MODE=offline`` works);
 both put every row at ``step = update x env steps per update``. :func:`open_loggers` opens what
 a :class:`LogTargets` asks for. ``plot_learning_curve(out_dir)`` reads ``metrics.jsonl`` and writes
-``learning_curve.png`` (matplotlib, Agg backend). Logging happens on the host, between jitted
-chunks, and only on process 0 (the others get a :class:`NullLogger`).
+``learning_curve.png`` (matplotlib, Agg backend). :func:`metrics_to_rows` turns a PPO chunk's
+stacked metrics into those rows. Logging happens on the host, between jitted chunks, and only on
+process 0 (the others get a :class:`NullLogger`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import os
 import struct
 from typing import Iterable, Sequence
 
+import jax
+import numpy as np
 from tqdm.auto import tqdm
 
 CSV_NAME = "metrics.csv"
@@ -151,6 +154,43 @@ def plot_learning_curve(out_dir: str, keys: tuple[str, ...] = ("episode_return",
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+TASK_SUMS = ("task_episodes", "task_return_sum", "task_success_sum")
+
+
+def metrics_to_rows(metrics: dict, first_update: int = 0,
+                    task_names: Sequence[str] | None = None) -> list[dict[str, float]]:
+    """Host-side reduction of stacked metrics (leaves ``[U, ...]``) to one dict per update.
+
+    Loss metrics are averaged over epochs and minibatches; ``episode_return`` /
+    ``episode_length`` / ``success_rate`` are means over the episodes that finished during the
+    update (NaN when none did). A multi-task run adds ``episodes/<task>``,
+    ``episode_return/<task>`` and ``success_rate/<task>`` (tasks named by ``task_names``, else
+    by index).
+    """
+    m = jax.tree.map(np.asarray, jax.device_get(metrics))
+    num = m["beta"].shape[0]
+    rows = []
+    for u in range(num):
+        row = {"update": first_update + u + 1}
+        for k, v in m.items():
+            if k in ("episodes", "return_sum", "length_sum", "success_sum") or k in TASK_SUMS:
+                continue
+            row[k] = float(np.mean(v[u]))
+        if "task_episodes" in m:
+            eps_k = m["task_episodes"][u]
+            names = list(task_names) if task_names is not None else [str(i) for i in range(len(eps_k))]
+            for i, name in enumerate(names):
+                row[f"episodes/{name}"] = float(eps_k[i])
+                for out, key in (("episode_return", "task_return_sum"), ("success_rate", "task_success_sum")):
+                    row[f"{out}/{name}"] = float(m[key][u][i]) / float(eps_k[i]) if eps_k[i] > 0 else math.nan
+        eps = float(m["episodes"][u])
+        row["episodes"] = eps
+        for name, key in (("episode_return", "return_sum"), ("episode_length", "length_sum"), ("success_rate", "success_sum")):
+            row[name] = float(m[key][u]) / eps if eps > 0 else math.nan
+        rows.append(row)
+    return rows
 
 
 def progress_bar(total: int, initial: int = 0, enabled: bool = True, desc: str = ""):

@@ -453,33 +453,28 @@ def prior_act(prior: Any, env: Env, greedy: bool = True) -> Callable:
 
 def load_ppo_policy(checkpoint_dir: str, env: Env, step: int | None = None):
     """``(config, act, params)`` of the PPO checkpoint (latest, or ``step``) in ``checkpoint_dir``."""
-    from lago_jax.ppo.config import PPOConfig
-    from lago_jax.ppo.evaluate import _open_checkpoint
-    from lago_jax.ppo.train import abstract_train_state
+    from lago_jax.ppo.evaluate import restore_checkpoint
 
-    mgr, step = _open_checkpoint(checkpoint_dir, step)
-    try:
-        config = PPOConfig.from_dict(mgr.restore_config(step))
-        state = mgr.restore_state(step, abstract_train_state(config, env))
-    finally:
-        mgr.close()
+    config, state, _ = restore_checkpoint(checkpoint_dir, env, step)
     return config, ppo_act(config, env), (state.params, state.obs_stats)
 
 
 def render_checkpoint(checkpoint_dir: str, env: Env, path: str, episodes: int = 2, seed: int = 0,
                       batch: int | None = None, camera: str | None = None, title: str = "", **kwargs) -> dict:
-    """:func:`render_episodes` of a PPO checkpoint's greedy policy. On a multi-task env (one with
-    ``task_names`` and ``task_env``) every member task runs ``episodes`` episodes, one after the
+    """:func:`render_episodes` of a PPO checkpoint's greedy policy. On a multi-task env
+    (:func:`lago_jax.ppo.evaluate.task_envs`) every member task runs ``episodes`` episodes, one after the
     other in one video, seeded as :func:`lago_jax.ppo.evaluate.evaluate_params` seeds them."""
+    from lago_jax.ppo.evaluate import task_envs
+
     config, act, params = load_ppo_policy(checkpoint_dir, env)
     length = config.episode_length
-    if not (hasattr(env, "task_env") and hasattr(env, "task_names")):
+    members = task_envs(env)
+    if members is None:
         return render_episodes(env, act, params, episodes, seed, path, batch=batch, episode_length=length,
                                camera=camera, title=title, **kwargs)
     frames, summary, fps = [], [], None
     length = length or env.max_episode_steps
-    for i, name in enumerate(env.task_names):
-        task_env = env.task_env(name)
+    for i, (name, task_env) in enumerate(members.items()):
         scene = scene_for(task_env, camera)
         traj = rollout(task_env, act, params, int(batch or episodes), jax.random.fold_in(jax.random.PRNGKey(seed), i),
                        scene.record, length)

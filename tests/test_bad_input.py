@@ -135,3 +135,48 @@ def test_help_lists_every_task_and_group(capsys):
     parser = cli.build_parser("metaworld", ("reach-v3",), {}, task_names=lambda: make_metaworld_suite().all_task_names)
     text = parser.format_help()
     assert "tasks and groups (--task):" in text and " mt10" in text and "peg-insert-side-v3" in text
+
+
+def test_backend_is_checked_and_reaches_only_suites_that_take_it():
+    from lago_jax.experiments.stages import make_task_env
+
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ExperimentConfig(tasks=("reach",), out_dir="x", backend="warp")
+    cfg = ExperimentConfig(tasks=("reach",), out_dir="x", backend="mjx")
+    with pytest.raises(ValueError, match="--backend mjx does not apply"):
+        make_task_env(cfg, point_mass_suite(), "reach")
+    assert make_task_env(ExperimentConfig(tasks=("reach",), out_dir="x"), point_mass_suite(), "reach") is not None
+
+
+def test_experiments_recorded_before_the_backend_option_resume_on_their_engine(tmp_path, monkeypatch):
+    """A Meta-World experiment.json without "backend" ran on MJX: the default ("auto", the C engine
+    on a CPU) is refused naming the engine it ran with, and --backend mjx resumes it."""
+    import dataclasses
+    import json
+
+    from lago_jax import parallel
+
+    class Stop(Exception):
+        pass
+
+    real_barrier = parallel.barrier
+
+    def barrier(name):
+        real_barrier(name)
+        if "experiment.json written" in name:
+            raise Stop
+
+    monkeypatch.setattr(parallel, "barrier", barrier)
+    suite = dataclasses.replace(point_mass_suite(), name="metaworld")
+    out = str(tmp_path / "old")
+    cfg = ExperimentConfig(tasks=("reach",), out_dir=out, llm="random:test-tiny", progress=False)
+    with pytest.raises(Stop):
+        pipeline.run_pipeline(cfg, suite)
+    path = tmp_path / "old" / "experiment.json"
+    saved = json.loads(path.read_text())
+    del saved["backend"]
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"different settings \(\['backend'\]\) \(it ran with --backend mjx\)"):
+        pipeline.run_pipeline(cfg, suite)
+    with pytest.raises(Stop):
+        pipeline.run_pipeline(dataclasses.replace(cfg, backend="mjx"), suite)

@@ -370,3 +370,32 @@ def test_group_trains_one_multitask_policy_reported_per_task_and_averaged(tmp_pa
     assert r["tasks"]["left"]["return_mean"] == evals["left"]["ppo/seed0"]["return_mean"]
     with pytest.raises(ValueError, match="--envs 7 must be a multiple of the 2 tasks of 'both'"):
         pipeline.make_task_env(dataclasses.replace(cfg, num_envs=7), suite, "both")
+
+
+def test_experiment_and_cli_defaults_are_the_library_defaults():
+    """Every PPO setting an experiment shares with ``PPOConfig`` has ``PPOConfig``'s default unless
+    ``PPO_DEFAULT_DIFFERS`` says why not; the command line (before a suite's own ``DEFAULTS``)
+    defaults to ``ExperimentConfig``'s; the KL flags offer ``PPOConfig``'s choices."""
+    from lago_jax.experiments.config import PPO_DEFAULT_DIFFERS, PPO_NAMES
+    from lago_jax.ppo.config import KL_DIRECTIONS, KL_SCHEDULES, PPOConfig
+
+    ppo = {f.name: f.default for f in dataclasses.fields(PPOConfig)}
+    exp = {f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}
+    shared = {name: PPO_NAMES.get(name, name) for name in exp if PPO_NAMES.get(name, name) in ppo}
+    assert set(PPO_NAMES) <= set(shared) and len(shared) == 22
+    assert {name for name, p in shared.items() if exp[name] != ppo[p]} == set(PPO_DEFAULT_DIFFERS)
+
+    parser = cli.build_parser("point_mass", ("reach",), {})
+    args = parser.parse_args([])
+    flags = {name: getattr(args, name) for name in exp if hasattr(args, name) and name != "num_updates"}
+    # checkpoint_every has no flag (ExperimentConfig's or the suite's); --updates is None until
+    # main resolves it to ExperimentConfig's or the suite's
+    assert set(shared) - set(flags) == {"num_updates", "checkpoint_every"} and args.num_updates is None
+    for name, v in flags.items():
+        assert (tuple(v) if isinstance(v, list) else v) == exp[name], name
+    choices = {a.dest: a.choices for a in parser._actions}
+    assert list(choices["schedule"]) == list(KL_SCHEDULES) and list(choices["kl_direction"]) == list(KL_DIRECTIONS)
+    ppo_cfg = ExperimentConfig(tasks=("reach",), out_dir="x").ppo_config("ppo", 3)
+    for name, p in shared.items():
+        if name not in PPO_DEFAULT_DIFFERS and name not in ("beta", "beta_final"):  # unguided: KL weights 0
+            assert getattr(ppo_cfg, p) == ppo[p], name

@@ -107,7 +107,7 @@ def test_the_graph_sees_deferred_and_relative_imports():
     graph = import_graph()
     assert "lago_jax.ppo.train" in graph["lago_jax.ppo"]  # from lago_jax.ppo.train import ...
     assert "envs.core" in graph["envs.wrappers"]
-    assert "lago_jax.checkpoint" in graph["lago_jax.ppo.train"]  # imported inside run()
+    assert "lago_jax.checkpoint" in graph["lago_jax.ppo.runner"]  # imported inside run()
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from envs.core import BatchedEnv
 from envs.multitask import MultiTaskEnv
 from envs.point_mass import PointMass
 from envs.wrappers import is_batched, wrap_for_training
@@ -95,6 +96,26 @@ def test_pre_batched_env_settings_that_cannot_apply_are_refused():
         make_ppo(config(episode_length=20), env)
     with pytest.raises(ValueError, match="cached_reset"):
         make_ppo(config(cached_reset=True), env)
+
+
+class HasNumEnvs(PointMass):
+    """A plain env that happens to carry a ``num_envs`` attribute: still one env, not a batch."""
+
+    num_envs = 16
+    task_rows = (0,) * 16
+
+
+def test_an_env_with_a_num_envs_attribute_is_not_treated_as_batched():
+    env = HasNumEnvs(discrete=True)
+    assert not is_batched(env) and not isinstance(env, BatchedEnv)
+    assert isinstance(two_tasks(), BatchedEnv) and isinstance(wrap_for_training(PointMass(), 3), BatchedEnv)
+    # make_ppo wraps and vmaps it over config.num_envs (a batched env of 16 would be refused for 4),
+    # and takes no per-task statistics from its attribute
+    ppo = make_ppo(PPOConfig(num_envs=4, num_steps=8, num_updates=1, num_minibatches=2), env)
+    state = jax.jit(ppo.init)(jax.random.PRNGKey(0))
+    assert state.env_state.obs.shape == (4, env.observation_size)
+    _, metrics = ppo.update(state, None, 1)
+    assert "task_episodes" not in metrics
 
 
 @pytest.mark.slow

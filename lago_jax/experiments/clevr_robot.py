@@ -24,8 +24,8 @@ def make_clevr_robot_suite() -> Suite:
     from envs.clevr_robot import splits as clevr_splits
     from envs.clevr_robot.oracle import oracle_policy
 
-    def make_env(task: str, goal_ids=None, templates=TEMPLATES):
-        return ClevrRobot(templates=templates, goal_ids=goal_ids)
+    def make_env(task: str, goal_ids=None, templates=TEMPLATES, backend: str = "auto"):
+        return ClevrRobot(templates=templates, goal_ids=goal_ids, backend=backend)
 
     def expert(task: str):
         return oracle_policy
@@ -54,6 +54,8 @@ DEFAULTS = dict(
     episode_length=10,
     hidden_sizes=(256, 256),
     lr=1e-3,
+    ent_coef=0.01,  # the entropy bonus of this suite's recorded experiments (PPOConfig: 0)
+    kl_target=0.05,  # their adaptive-schedule KL target (PPOConfig: 0.01)
     beta=0.03,
     prior_fraction=0.125,
     demo_episodes=1024,

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from lago_jax.experiments.config import DTYPES, PROTOCOLS, VARIANTS, ExperimentConfig, Suite
+from lago_jax.experiments.config import BACKENDS, DTYPES, PROTOCOLS, VARIANTS, ExperimentConfig, Suite
 
 MULTIPROCESS_FLAGS = (("coordinator", "--coordinator"), ("num_processes", "--num-processes"),
                       ("process_id", "--process-id"))
@@ -35,14 +35,36 @@ def start_processes(args: argparse.Namespace) -> bool:
                                timeout_s=args.coordinator_timeout)
 
 
+def _recorded_backend(path: str, suite: Suite) -> str | None:
+    """The ``backend`` of the experiment a run directory belongs to (``<out>/runs/<task>/<variant>/
+    seed<k>[/checkpoints]`` next to ``<out>/experiment.json``; the suite's legacy value when that
+    file predates the setting), or None outside an experiment."""
+    from lago_jax.experiments.config import LEGACY_SETTINGS
+
+    parts = path.rstrip(os.sep).split(os.sep)
+    if parts[-1] == "checkpoints":
+        parts = parts[:-1]
+    if len(parts) < 5 or parts[-4] != "runs":
+        return None
+    exp = os.path.join(os.sep.join(parts[:-4]) or os.sep, "experiment.json")
+    if not os.path.isfile(exp):
+        return None
+    with open(exp) as f:
+        saved = json.load(f)
+    return saved.get("backend", LEGACY_SETTINGS.get(suite.name, {}).get("backend", "auto"))
+
+
 def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int, seed: int,
-              video: str | None = None, video_episodes: int = 2, camera: str | None = None) -> dict:
+              video: str | None = None, video_episodes: int = 2, camera: str | None = None,
+              backend: str = "auto") -> dict:
     """``--eval CHECKPOINT_DIR``: reload a PPO run and evaluate it (task read from the run's path
     ``.../runs/<task>/<variant>/seed<k>`` unless given). With several processes each evaluates
     on its own first device and process 0 prints. ``video`` (``--video [PATH]``; "" for the
     default ``<run dir>/video_seed<seed>.mp4``): also write an MP4 of the first ``video_episodes``
-    of the evaluated greedy episodes (:func:`lago_jax.render.render_checkpoint`; one process)."""
+    of the evaluated greedy episodes (:func:`lago_jax.render.render_checkpoint`; one process).
+    The env runs on the physics engine the experiment recorded (``backend`` outside one)."""
     from lago_jax.ppo import evaluate
+    from lago_jax.experiments.stages import make_task_env
 
     path = os.path.abspath(checkpoint_dir)
     if not os.path.exists(path):
@@ -57,16 +79,13 @@ def eval_only(checkpoint_dir: str, suite: Suite, task: str | None, episodes: int
     from lago_jax import parallel
 
     # Every process evaluates (the checkpoint's restore waits for all of them); process 0 prints.
+    backend = _recorded_backend(path, suite) or backend
     if task in suite.groups:  # a multi-task policy: rebuilt on the multi-task env it was trained on
-        from envs.multitask import MultiTaskEnv
         from lago_jax.ppo.evaluate import checkpoint_config
 
-        members = suite.groups[task]
-        config = checkpoint_config(path)
-        env = MultiTaskEnv({m: suite.make_env(m) for m in members}, envs_per_task=config.num_envs // len(members),
-                           episode_length=config.episode_length)
+        env = make_task_env(checkpoint_config(path), suite, task, backend=backend)
     else:
-        env = suite.make_env(task)
+        env = make_task_env(None, suite, task, backend=backend)
     import jax
 
     if video is not None and jax.process_count() > 1:
@@ -143,6 +162,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict,
         prog=f"python -m lago_jax.experiments.{suite_name}",
         description="LaGO pipeline: collect demos -> distill priors -> train PPO variants -> evaluate -> report.",
     )
+    from lago_jax.ppo.config import KL_DIRECTIONS, KL_SCHEDULES  # imports jax: after runtime.configure (main)
+
     p.task_names = task_names
     d = {**{f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}, **defaults}
     p.add_argument("--task", "--tasks", dest="tasks", nargs="+", default=None,
@@ -164,10 +185,10 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict,
     p.add_argument("--minibatches", dest="num_minibatches", type=int, default=d["num_minibatches"],
                    help="PPO minibatches per epoch")
     p.add_argument("--beta", type=float, default=d["beta"])
-    p.add_argument("--schedule", default=d["schedule"], choices=["constant", "linear", "adaptive"])
+    p.add_argument("--schedule", default=d["schedule"], choices=list(KL_SCHEDULES))
     p.add_argument("--beta-final", dest="beta_final", type=float, default=d["beta_final"])
     p.add_argument("--kl-target", dest="kl_target", type=float, default=d["kl_target"])
-    p.add_argument("--kl-direction", dest="kl_direction", default=d["kl_direction"], choices=["reverse", "forward"])
+    p.add_argument("--kl-direction", dest="kl_direction", default=d["kl_direction"], choices=list(KL_DIRECTIONS))
     p.add_argument("--llm", default=d["llm"],
                    help="'smollm2-135m' (bundled), 'gemma3-270m' (its GGUF packages, see the README), "
                         "a local HF directory or .gguf file")
@@ -195,6 +216,8 @@ def build_parser(suite_name: str, default_tasks: Sequence[str], defaults: dict,
     p.add_argument("--prior-min-std", dest="prior_min_std", type=float, default=d["prior_min_std"])
     p.add_argument("--cached-reset", dest="cached_reset", action=argparse.BooleanOptionalAction,
                    default=d["cached_reset"], help="auto-reset from a reset state refreshed once per rollout")
+    p.add_argument("--backend", default=d["backend"], choices=list(BACKENDS),
+                   help="physics engine: 'auto' (MuJoCo's C engine on a CPU, MJX on an accelerator), 'mjx' or 'mujoco'")
     p.add_argument("--protocol", default=d["protocol"], choices=list(PROTOCOLS),
                    help="'language': the priors read the goal from the instruction alone, demonstrations come "
                         "from the train split, each prior alone is evaluated on every split (train, held-out "
@@ -291,7 +314,7 @@ def main(suite_factory: Callable[[], Suite], default_tasks: Sequence[str], defau
         if args.eval_dir:
             tasks = args.tasks if args.tasks else [None]
             eval_only(args.eval_dir, suite, tasks[0], args.eval_episodes, args.eval_seed, args.video,
-                      args.video_episodes, args.camera)
+                      args.video_episodes, args.camera, backend=args.backend)
             return 0
         fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
         kw = {k: v for k, v in vars(args).items() if k in fields}

@@ -13,11 +13,28 @@ VARIANT_PRIOR = {"ppo": None, "ppo_mlp_prior": "mlp", "lago_random_llm": "llm_ra
 PRIOR_KINDS = ("mlp", "llm_random", "llm")
 PROTOCOLS = ("standard", "language")
 DTYPES = ("float32", "bfloat16")
+BACKENDS = ("auto", "mjx", "mujoco")
+"""Physics engines of the suites' envs: "mjx" (MJX, jitted XLA), "mujoco" (MuJoCo's C engine through a
+host callback, the unedited model), "auto" ("mujoco" when JAX runs on the CPU, else "mjx")."""
+LEGACY_SETTINGS = {"metaworld": {"backend": "mjx"}}
+"""Per suite, the value a setting had in experiments recorded before the setting existed (their
+experiment.json lacks it): what a resumed experiment is compared with."""
 OUTPUT_ONLY = ("progress", "out_dir", "tensorboard", "wandb")
 """``ExperimentConfig`` fields that change where results are shown, never the results: a resumed
 experiment may change them, and several processes may differ in them."""
 MAX_EPISODE_LENGTH = 100_000
 """Longest episode limit accepted: greedy evaluation runs every episode to its limit."""
+PPO_NAMES = {"beta": "kl_coef", "schedule": "kl_schedule", "beta_final": "kl_coef_final"}
+"""``ExperimentConfig`` fields that set a ``PPOConfig`` field of another name; every other field
+whose name ``PPOConfig`` also has sets that field as it is (:meth:`ExperimentConfig.ppo_config`)."""
+PPO_DEFAULT_DIFFERS = {
+    "beta": "the KL weight of the prior-guided variants; PPOConfig.kl_coef's 0 means no guidance, "
+            "and guided variants at 0 would train as vanilla PPO",
+    "num_updates": "an experiment needs a length; PPOConfig takes num_updates or total_timesteps, so it has none",
+}
+"""The shared fields whose ``ExperimentConfig`` default differs from ``PPOConfig``'s, and why.
+Every other shared field has the library's default (``tests/test_experiments.py`` checks it);
+a suite's own settings (its ``DEFAULTS``) are on top of these."""
 VARIANT_LABEL = {
     "ppo": "PPO (vanilla)",
     "ppo_mlp_prior": "PPO + MLP prior",
@@ -69,7 +86,11 @@ class Suite:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """One experiment: tasks x variants x seeds at a fixed step budget."""
+    """One experiment: tasks x variants x seeds at a fixed step budget.
+
+    The PPO fields carry ``PPOConfig``'s defaults, except those in ``PPO_DEFAULT_DIFFERS``; the
+    suites' command lines start from these and their own ``DEFAULTS``.
+    """
 
     tasks: tuple[str, ...]
     """Tasks to run, each with its own demos, priors and runs."""
@@ -81,14 +102,14 @@ class ExperimentConfig:
     """Which of ``VARIANTS`` to train."""
     num_envs: int = 16
     """Parallel environments per PPO run."""
-    num_steps: int = 32
+    num_steps: int = 64
     """Rollout length per update."""
     num_updates: int = 10
     """PPO updates per run (env steps = num_envs * num_steps * num_updates)."""
     update_epochs: int = 4
     num_minibatches: int = 4
     lr: float = 3e-4
-    ent_coef: float = 0.01
+    ent_coef: float = 0.0
     gamma: float = 0.99
     hidden_sizes: tuple[int, ...] = (64, 64)
     beta: float = 0.1
@@ -97,10 +118,10 @@ class ExperimentConfig:
     """beta schedule: constant, linear, adaptive."""
     beta_final: float = 0.0
     """beta at the end of a linear schedule."""
-    kl_target: float = 0.05
+    kl_target: float = 0.01
     """Target KL of the adaptive schedule."""
     kl_direction: str = "reverse"
-    checkpoint_every: int = 5
+    checkpoint_every: int = 10
     """PPO updates between checkpoints."""
     demo_episodes: int = 64
     """Expert episodes collected per task."""
@@ -153,6 +174,10 @@ class ExperimentConfig:
     """Expert episodes per split for the per-split validation NLL (language protocol)."""
     prior_eval_episodes: int = 256
     """Episodes per split for each prior alone, greedy and sampled (language protocol)."""
+    backend: str = "auto"
+    """The envs' physics engine (one of ``BACKENDS``): MJX, MuJoCo's C engine, or "auto" (the C
+    engine on a CPU, MJX on an accelerator). A checkpoint resumes and evaluates on the engine it
+    was trained with (the env state differs)."""
     progress: bool = True
     tensorboard: bool = True
     """Write each PPO run's metrics as TensorBoard event files into its run directory
@@ -201,6 +226,8 @@ class ExperimentConfig:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("split_demo_episodes", "prior_eval_episodes"):
@@ -219,31 +246,14 @@ class ExperimentConfig:
         return self.num_envs * self.num_steps * self.num_updates
 
     def ppo_config(self, variant: str, seed: int):
+        """The ``PPOConfig`` of one run: every field ``PPOConfig`` shares (renamed by
+        ``PPO_NAMES``), the KL weights zeroed for an unguided variant, and ``seed``."""
         from lago_jax.ppo import PPOConfig
 
-        guided = VARIANT_PRIOR[variant] is not None
-        return PPOConfig(
-            num_envs=self.num_envs,
-            num_steps=self.num_steps,
-            num_updates=self.num_updates,
-            update_epochs=self.update_epochs,
-            num_minibatches=self.num_minibatches,
-            lr=self.lr,
-            ent_coef=self.ent_coef,
-            gamma=self.gamma,
-            hidden_sizes=tuple(self.hidden_sizes),
-            kl_coef=self.beta if guided else 0.0,
-            kl_schedule=self.schedule,
-            kl_coef_final=self.beta_final if guided else 0.0,
-            kl_target=self.kl_target,
-            kl_direction=self.kl_direction,
-            episode_length=self.episode_length,
-            prior_chunk=self.prior_chunk,
-            prior_fraction=self.prior_fraction,
-            cached_reset=self.cached_reset,
-            reward_scale=self.reward_scale,
-            prior_temperature=self.prior_temperature,
-            prior_min_std=self.prior_min_std,
-            checkpoint_every=self.checkpoint_every,
-            seed=int(seed),
-        )
+        ppo_fields = {f.name for f in dataclasses.fields(PPOConfig)}
+        kw = {PPO_NAMES.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)
+              if PPO_NAMES.get(f.name, f.name) in ppo_fields}
+        kw["hidden_sizes"] = tuple(self.hidden_sizes)
+        if VARIANT_PRIOR[variant] is None:
+            kw.update(kl_coef=0.0, kl_coef_final=0.0)
+        return PPOConfig(**kw, seed=int(seed))

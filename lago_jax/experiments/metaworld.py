@@ -22,9 +22,9 @@ def make_metaworld_suite() -> Suite:
 
     from envs.metaworld.instructions import paraphrase_split
 
-    def make_env(task: str, paraphrases=None):
+    def make_env(task: str, paraphrases=None, backend: str = "auto"):
         # Goal visible, as in metaworld.MT1 (the scripted experts steer to it; so can the policy).
-        return MetaWorldEnv(task, observe_goal=True, paraphrases=paraphrases)
+        return MetaWorldEnv(task, observe_goal=True, paraphrases=paraphrases, backend=backend)
 
     def language_splits(task: str, seed: int, heldout: int | None) -> dict:
         # The tasks are known to the prior through the instruction only (a group's one-hot task id is
@@ -58,6 +58,8 @@ DEFAULTS = dict(
     checkpoint_every=5,
     hidden_sizes=(256, 256),
     reward_scale=0.1,
+    ent_coef=0.01,  # the entropy bonus of this suite's recorded experiments (PPOConfig: 0)
+    kl_target=0.05,  # their adaptive-schedule KL target (PPOConfig: 0.01)
     beta=0.1,
     prior_min_std=0.3,
     prior_fraction=0.125,

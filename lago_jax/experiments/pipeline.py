@@ -81,10 +81,14 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
     if os.path.exists(saved_cfg):
         old = _read_json(saved_cfg)
         mine = json.loads(json.dumps(cfg.to_dict()))
-        diff = sorted(k for k in mine if k not in OUTPUT_ONLY and old.get(k) != mine[k])
+        missing = _settings_before_they_existed(suite)
+        diff = sorted(k for k in mine if k not in OUTPUT_ONLY and old.get(k, missing.get(k)) != mine[k])
         if diff:
+            hint = ""
+            if "backend" in diff:
+                hint = f" (it ran with --backend {old.get('backend', missing.get('backend'))})"
             raise ValueError(
-                f"{cfg.out_dir} holds an experiment with different settings ({diff}); "
+                f"{cfg.out_dir} holds an experiment with different settings ({diff}){hint}; "
                 "use another --out directory or the same flags to resume"
             )
         changed = sorted(k for k, v in old.get(WEIGHTS_KEY, {}).items() if weights.get(k) != v)
@@ -152,6 +156,18 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
 
 
 _LOCKS: dict[str, Any] = {}
+
+
+def _settings_before_they_existed(suite) -> dict:
+    """What an experiment.json written before a setting existed ran with: the suite's legacy value
+    (``LEGACY_SETTINGS``), else the setting's default."""
+    import dataclasses
+
+    from lago_jax.experiments.config import LEGACY_SETTINGS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)
+                if f.default is not dataclasses.MISSING}
+    return json.loads(json.dumps({**defaults, **LEGACY_SETTINGS.get(suite.name, {})}))
 
 
 WEIGHTS_KEY = "weights_fingerprint"

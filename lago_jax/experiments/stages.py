@@ -69,12 +69,25 @@ def _ppo_mesh():
     return parallel.make_mesh() if jax.process_count() > 1 else None
 
 
-def make_task_env(cfg: ExperimentConfig, suite: Suite, task: str, env_kwargs: dict | None = None):
+def make_task_env(cfg: ExperimentConfig | Any, suite: Suite, task: str, env_kwargs: dict | None = None,
+                  backend: str | None = None):
     """The env a task trains on: the suite's bare env, or for a group (``suite.groups``) one
     pre-batched :class:`envs.multitask.MultiTaskEnv` of its members with ``num_envs / members``
     envs per task, the one-hot task id appended to the observation and the run's episode limit.
-    ``env_kwargs`` (a language split's goals and phrasings) go to every ``suite.make_env`` call."""
+    ``cfg`` is the experiment's config, or a run's ``PPOConfig`` (``--eval`` rebuilds the env a
+    checkpoint was trained on): either holds ``num_envs``, ``episode_length`` and ``cached_reset``.
+    ``env_kwargs`` (a language split's goals and phrasings) go to every ``suite.make_env`` call,
+    and so does ``backend`` (default: ``cfg.backend``, else "auto") when it is not "auto" (a
+    suite whose ``make_env`` takes no ``backend`` runs its own engine, "auto")."""
     kw = dict(env_kwargs or {})
+    backend = backend or getattr(cfg, "backend", "auto")
+    if backend != "auto":
+        import inspect
+
+        if "backend" not in inspect.signature(suite.make_env).parameters:
+            raise ValueError(f"the {suite.name} suite's envs have one physics engine; --backend {backend} "
+                             "does not apply (leave it at 'auto')")
+        kw["backend"] = backend
     if task not in suite.groups:
         return suite.make_env(task, **kw)
     from envs.multitask import MultiTaskEnv
@@ -343,11 +356,10 @@ def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: di
     the ones written; the others wait for each write and return what process 0 wrote.
     """
     import jax
-    import numpy as np
 
     from lago_jax import parallel
     from lago_jax.ppo import evaluate
-    from lago_jax.ppo.evaluate import evaluate_prior, evaluate_random
+    from lago_jax.ppo.evaluate import evaluate_prior, evaluate_random, mean_over_tasks, task_envs
 
     path = os.path.join(cfg.out_dir, "eval", f"{task}.json")
     if parallel.is_main_process():
@@ -363,10 +375,8 @@ def eval_stage(cfg: ExperimentConfig, task: str, env, run_dirs: dict, priors: di
         log(f"{task}/{key}: {message}")
 
     def per_task(fn) -> dict:  # a multi-task env: every member on its own, and their mean
-        if not hasattr(env, "task_env"):
-            return fn(env)
-        tasks = {m: fn(env.task_env(m)) for m in env.task_names}
-        return {"tasks": tasks, **{k: float(np.mean([t[k] for t in tasks.values()])) for k in ("success_rate", "return_mean")}}
+        members = task_envs(env)
+        return fn(env) if members is None else mean_over_tasks({m: fn(e) for m, e in members.items()})
 
     for (variant, seed), run_dir in run_dirs.items():
         key = f"{variant}/seed{seed}"

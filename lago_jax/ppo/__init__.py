@@ -2,8 +2,10 @@
 
 Files: ``config.py`` (``PPOConfig``), ``networks.py`` (actor-critic, observation normaliser),
 ``rollout.py`` (``Transition``, the rollout scan), ``gae.py``, ``loss.py`` (PPO + beta * KL),
-``schedule.py`` (beta over training), ``protocol.py`` (the ``Prior`` protocol), ``train.py``
-(``make_train``, ``run``), ``evaluate.py``. Importing this package does not load the LLM stack
+``schedule.py`` (beta over training), ``protocol.py`` (the ``Prior`` protocol), ``acting.py`` (the
+env stack and the rollout half of an update), ``guidance.py`` (the prior over visited states),
+``train.py`` (``TrainState``, ``make_learn``, ``make_ppo``, ``make_train``), ``runner.py`` (``run``,
+the checkpointed host loop), ``evaluate.py``. Importing this package does not load the LLM stack
 (``lago_jax.llm``, ``lago_jax.prior``, transformers, tokenizers): priors come in as objects.
 
 Entry points::
@@ -48,25 +50,16 @@ altogether, and a positive one without a prior is refused. Metrics carry ``kl_pr
 minibatch) and ``beta`` (per update).
 """
 
+from lago_jax.errors import NonFiniteLossError
+from lago_jax.logging import metrics_to_rows
 from lago_jax.normalization import ObsNormStats
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.evaluate import evaluate, evaluate_params, evaluate_policy, evaluate_prior, evaluate_random
 from lago_jax.ppo.networks import ActorCritic
 from lago_jax.ppo.protocol import Prior
 from lago_jax.ppo.rollout import Transition
-from lago_jax.ppo.train import (
-    PPO,
-    NonFiniteLossError,
-    RunResult,
-    TrainOutput,
-    TrainState,
-    make_ppo,
-    make_train,
-    metrics_to_rows,
-    run,
-)
-
-
+from lago_jax.ppo.runner import RunResult, run
+from lago_jax.ppo.train import PPO, TrainOutput, TrainState, make_ppo, make_train
 
 __all__ = [
     "ActorCritic",

@@ -7,9 +7,12 @@ import json
 import math
 from typing import Any
 
+from lago_jax.distributions import KL_DIRECTIONS
+
 ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "silu")
 KL_SCHEDULES = ("constant", "linear", "adaptive")
-KL_DIRECTIONS = ("reverse", "forward")
+"""How beta evolves over training (:mod:`lago_jax.ppo.schedule`); ``KL_DIRECTIONS`` (from
+:mod:`lago_jax.distributions`) are the two KL terms."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,12 +117,12 @@ class PPOConfig:
     cached state large (Meta-World in MJX: reset 1% of the step, cached 0.89-1.05x;
     ``benchmarks/RESULTS_lago.md``)."""
     checkpoint_every: int = 10
-    """At most this many updates per jitted chunk in :func:`lago_jax.ppo.train.run` (the largest
+    """At most this many updates per jitted chunk in :func:`lago_jax.ppo.runner.run` (the largest
     divisor of the number of updates not above it, so every chunk is one compiled program); a
     checkpoint follows each chunk. Only ``run`` checkpoints: ``make_train`` runs every update in
     one program, whatever this is."""
     seed: int = 0
-    """The run's PRNG seed: :func:`lago_jax.ppo.train.run` starts from ``PRNGKey(seed)``, and so
+    """The run's PRNG seed: :func:`lago_jax.ppo.runner.run` starts from ``PRNGKey(seed)``, and so
     does ``make_train``'s ``train()`` when it is called without a key."""
 
     def __post_init__(self):

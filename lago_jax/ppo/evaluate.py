@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import jax
@@ -15,6 +14,7 @@ import numpy as np
 
 from envs.core import Env
 from envs.episodes import episode_limit, run_episodes
+from envs.multitask import MultiTaskEnv
 from lago_jax.normalization import ObsNormStats, normalize_obs
 from lago_jax.ppo.config import PPOConfig
 from lago_jax.ppo.networks import ActorCritic, make_network
@@ -72,58 +72,73 @@ def summarize(out: dict) -> dict[str, float]:
     )
 
 
+def task_envs(env: Env) -> dict[str, Env] | None:
+    """A multi-task env's members as plain envs, by name (:meth:`envs.multitask.MultiTaskEnv.task_env`:
+    each as the multi-task policy sees it); None for any other env."""
+    if not isinstance(env, MultiTaskEnv):
+        return None
+    return {name: env.task_env(name) for name in env.task_names}
+
+
+def mean_over_tasks(tasks: dict[str, dict]) -> dict:
+    """Per-task summaries -> each under ``"tasks"`` and, at the top level, their means (as
+    Meta-World reports MT10: the average of the per-task success rates); ``episodes`` is summed."""
+    first = next(iter(tasks.values()))
+    out = {k: float(np.mean([t[k] for t in tasks.values()])) for k in first if k != "episodes"}
+    if "episodes" in first:
+        out["episodes"] = int(sum(t["episodes"] for t in tasks.values()))
+    out["tasks"] = tasks
+    return out
+
+
 def evaluate_params(
     config: PPOConfig, env: Env, params: Any, obs_stats: ObsNormStats, episodes: int = 64, seed: int = 0, greedy: bool = True
 ) -> dict[str, float]:
     """Evaluate in-memory ``params``/``obs_stats`` (e.g. ``TrainOutput.state``).
 
-    On a multi-task env (one with ``task_names`` and ``task_env``, e.g. ``MT10Env``) every task
-    runs ``episodes`` episodes on its own; the result holds each task's summary under
-    ``"tasks"`` and, at the top level, their means (as Meta-World reports MT10: the average of
-    the per-task success rates).
+    On a multi-task env (:func:`task_envs`, e.g. ``MT10Env``) every task runs ``episodes``
+    episodes on its own (key ``fold_in(PRNGKey(seed), task index)``); the result is
+    :func:`mean_over_tasks` of their summaries.
     """
     network = make_network(config, env.action_space)
-    if hasattr(env, "task_env") and hasattr(env, "task_names"):
-        length = config.episode_length or env.max_episode_steps
-        tasks = {}
-        for i, name in enumerate(env.task_names):
-            fn = make_eval_fn(network, env.task_env(name), episodes, length, config.normalize_obs, greedy, config.obs_clip)
-            tasks[name] = summarize(fn(params, obs_stats, jax.random.fold_in(jax.random.PRNGKey(seed), i)))
-        out = {k: float(np.mean([t[k] for t in tasks.values()])) for k in ("return_mean", "success_rate", "length_mean")}
-        out["return_std"] = float(np.mean([t["return_std"] for t in tasks.values()]))
-        out["episodes"] = int(sum(t["episodes"] for t in tasks.values()))
-        out["tasks"] = tasks
-        return out
-    fn = make_eval_fn(network, env, episodes, config.episode_length, config.normalize_obs, greedy, config.obs_clip)
-    return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
-
-
-def _open_checkpoint(checkpoint_dir: str, step: int | None):
-    """(Checkpointer, step) of ``checkpoint_dir`` (the ``checkpoints`` folder or a run's
-    ``out_dir`` holding it) at ``step`` or its latest; ``CheckpointError`` when none is there.
-    The caller closes the manager."""
-    from lago_jax.checkpoint import Checkpointer, CheckpointError
-
-    if os.path.isdir(os.path.join(checkpoint_dir, "checkpoints")):
-        checkpoint_dir = os.path.join(checkpoint_dir, "checkpoints")
-    if not os.path.isdir(checkpoint_dir):
-        raise CheckpointError(f"checkpoint directory {os.path.abspath(checkpoint_dir)} does not exist")
-    mgr = Checkpointer(checkpoint_dir, create=False)
-    step = mgr.latest_step() if step is None else step
-    if step is None:
-        mgr.close()
-        raise CheckpointError(f"no complete checkpoint in {mgr.directory}")
-    return mgr, step
+    members = task_envs(env)
+    if members is None:
+        fn = make_eval_fn(network, env, episodes, config.episode_length, config.normalize_obs, greedy, config.obs_clip)
+        return summarize(fn(params, obs_stats, jax.random.PRNGKey(seed)))
+    length = config.episode_length or env.max_episode_steps
+    tasks = {}
+    for i, (name, task_env) in enumerate(members.items()):
+        fn = make_eval_fn(network, task_env, episodes, length, config.normalize_obs, greedy, config.obs_clip)
+        tasks[name] = summarize(fn(params, obs_stats, jax.random.fold_in(jax.random.PRNGKey(seed), i)))
+    return mean_over_tasks(tasks)
 
 
 def checkpoint_config(checkpoint_dir: str, step: int | None = None) -> PPOConfig:
     """The ``PPOConfig`` a checkpoint (latest, or ``step``) was trained with: what it takes to
     rebuild the env it expects (e.g. a multi-task env's batch) before restoring it."""
-    mgr, step = _open_checkpoint(checkpoint_dir, step)
+    from lago_jax.checkpoint import open_checkpoint
+
+    mgr, step = open_checkpoint(checkpoint_dir, step)
     try:
         return PPOConfig.from_dict(mgr.restore_config(step))
     finally:
         mgr.close()
+
+
+def restore_checkpoint(checkpoint_dir: str, env: Env, step: int | None = None) -> tuple[PPOConfig, Any, int]:
+    """``(config, TrainState, step)`` of the PPO checkpoint (latest, or ``step``) in
+    ``checkpoint_dir`` (the ``checkpoints`` folder or a run's ``out_dir`` holding it), restored for
+    ``env``. Raises ``CheckpointError`` when no readable checkpoint is there."""
+    from lago_jax.checkpoint import open_checkpoint
+    from lago_jax.ppo.train import abstract_train_state
+
+    mgr, step = open_checkpoint(checkpoint_dir, step)
+    try:
+        config = PPOConfig.from_dict(mgr.restore_config(step))
+        state = mgr.restore_state(step, abstract_train_state(config, env))
+    finally:
+        mgr.close()
+    return config, state, step
 
 
 def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, greedy: bool = True, step: int | None = None) -> dict[str, float]:
@@ -133,14 +148,7 @@ def evaluate(checkpoint_dir: str, env: Env, episodes: int = 64, seed: int = 0, g
     Returns ``return_mean, return_std, success_rate, length_mean, episodes, step``.
     Raises ``CheckpointError`` when no readable checkpoint is there.
     """
-    from lago_jax.ppo.train import abstract_train_state
-
-    mgr, step = _open_checkpoint(checkpoint_dir, step)
-    try:
-        config = PPOConfig.from_dict(mgr.restore_config(step))
-        state = mgr.restore_state(step, abstract_train_state(config, env))
-    finally:
-        mgr.close()
+    config, state, step = restore_checkpoint(checkpoint_dir, env, step)
     result = evaluate_params(config, env, state.params, state.obs_stats, episodes, seed, greedy)
     result["step"] = int(step)
     return result

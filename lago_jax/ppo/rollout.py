@@ -4,7 +4,7 @@ Each step: normalise the observation, evaluate the policy, sample an action per 
 (key ``fold_in(step_key, global_env_id)``), step the auto-resetting env and evaluate the critic
 on the true next observation ``info["final_obs"]`` for bootstrapping. The *raw* observations
 and instruction ids are stored; the prior is not evaluated here but afterwards, in the update,
-on all ``T x B`` stored states at once (``lago_jax.ppo.train.prior_distributions``): large
+on all ``T x B`` stored states at once (``lago_jax.ppo.guidance.prior_distributions``): large
 batches are what make an LLM forward fast, and keeping the prior out of this scan lets every
 PPO variant on one env share one compiled rollout.
 

@@ -17,7 +17,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-SCHEDULES = ("constant", "linear", "adaptive")
+from lago_jax.ppo.config import KL_SCHEDULES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +25,7 @@ class BetaSchedule:
     """A beta schedule's static parameters."""
 
     kind: str = "constant"
-    """One of ``SCHEDULES``."""
+    """One of :data:`lago_jax.ppo.config.KL_SCHEDULES`."""
     beta_init: float = 0.0
     """beta at update 0, >= 0."""
     beta_final: float = 0.0
@@ -40,8 +40,8 @@ class BetaSchedule:
     """Upper clip (``adaptive``), >= ``beta_min``."""
 
     def __post_init__(self):
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"BetaSchedule.kind={self.kind!r} is invalid: expected one of {SCHEDULES}")
+        if self.kind not in KL_SCHEDULES:
+            raise ValueError(f"BetaSchedule.kind={self.kind!r} is invalid: expected one of {KL_SCHEDULES}")
         if self.beta_init < 0 or self.beta_final < 0:
             raise ValueError(f"BetaSchedule needs beta_init, beta_final >= 0, got {self.beta_init}, {self.beta_final}")
         if self.num_updates < 1:
