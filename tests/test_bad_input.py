@@ -148,25 +148,13 @@ def test_backend_is_checked_and_reaches_only_suites_that_take_it():
     assert make_task_env(ExperimentConfig(tasks=("reach",), out_dir="x"), point_mass_suite(), "reach") is not None
 
 
-def test_experiments_recorded_before_the_backend_option_resume_on_their_engine(tmp_path, monkeypatch):
+def test_experiments_recorded_before_the_backend_option_resume_on_their_engine(tmp_path, stop_after_settings):
     """A Meta-World experiment.json without "backend" ran on MJX: the default ("auto", the C engine
     on a CPU) is refused naming the engine it ran with, and --backend mjx resumes it."""
     import dataclasses
     import json
 
-    from lago_jax import parallel
-
-    class Stop(Exception):
-        pass
-
-    real_barrier = parallel.barrier
-
-    def barrier(name):
-        real_barrier(name)
-        if "experiment.json written" in name:
-            raise Stop
-
-    monkeypatch.setattr(parallel, "barrier", barrier)
+    Stop = stop_after_settings
     suite = dataclasses.replace(point_mass_suite(), name="metaworld")
     out = str(tmp_path / "old")
     cfg = ExperimentConfig(tasks=("reach",), out_dir=out, llm="random:test-tiny", progress=False)

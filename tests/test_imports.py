@@ -15,22 +15,6 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("lago_jax", "envs")
 
-# Circles known and left for now, excused while they stay inside their package (a circle that
-# reaches outside it is an error):
-KNOWN_CIRCLE_PACKAGES = {
-    # tasks imports model's ColliderSpec; model's ``model_edits(task)`` imports tasks (issue 30,
-    # item 5: ``model_edits`` moves up, out of model).
-    "envs.metaworld": "model <-> tasks",
-    # model picks the architecture module of a config (gemma, imported inside a function); gemma
-    # builds on model's blocks, convert's key rules and gguf; convert and gguf import model.
-    "lago_jax.llm": "model <-> gemma, convert, gguf",
-}
-
-
-def excused(cycle: list[str]) -> bool:
-    return any(all(m.startswith(pkg + ".") for m in cycle) for pkg in KNOWN_CIRCLE_PACKAGES)
-
-
 def module_files() -> dict[str, str]:
     """Module name -> file path for every ``.py`` file under the packages."""
     out = {}
@@ -113,9 +97,4 @@ def test_the_graph_sees_deferred_and_relative_imports():
 
 def test_no_import_cycles():
     found = cycles(import_graph())
-    for c in found:
-        if excused(c):
-            print("known import circle:", " <-> ".join(c))
-    bad = [c for c in found if not excused(c)]
-    assert not bad, "import circles: " + "; ".join(" <-> ".join(c) for c in bad)
-    assert not excused(["lago_jax.llm.model", "lago_jax.ppo.train"])  # only circles inside the package
+    assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)

@@ -145,10 +145,9 @@ def test_random_backbone_seeds_outside_32_bits_are_refused():
         llm.load_pretrained("random:test-tiny:-1")
 
 
-def test_a_resumed_experiment_notices_a_model_replaced_at_its_path(hf_dir, tmp_path, monkeypatch):
+def test_a_resumed_experiment_notices_a_model_replaced_at_its_path(hf_dir, tmp_path, stop_after_settings):
     import shutil
 
-    from lago_jax import parallel
     from lago_jax.experiments import pipeline
     from lago_jax.experiments.config import ExperimentConfig
     from tests.test_experiments import point_mass_suite
@@ -156,17 +155,7 @@ def test_a_resumed_experiment_notices_a_model_replaced_at_its_path(hf_dir, tmp_p
     model = str(tmp_path / "model")
     shutil.copytree(hf_dir, model)
 
-    class Stop(Exception):
-        pass
-
-    real_barrier = parallel.barrier
-
-    def barrier(name):
-        real_barrier(name)
-        if "experiment.json written" in name:
-            raise Stop
-
-    monkeypatch.setattr(parallel, "barrier", barrier)
+    Stop = stop_after_settings
     cfg = ExperimentConfig(tasks=("reach",), out_dir=str(tmp_path / "out"), llm=model, progress=False)
     with pytest.raises(Stop):
         pipeline.run_pipeline(cfg, point_mass_suite())

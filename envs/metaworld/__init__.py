@@ -7,9 +7,8 @@ model, with reasons. ``NATIVE_TASKS`` run on the C engine only.
 """
 
 from envs.metaworld.env import MetaWorldEnv, MT10Env
-from envs.metaworld.model import model_edits
 from envs.metaworld.native_tasks import KALM_UNSEEN_TASKS, NATIVE_TASKS
-from envs.metaworld.tasks import MT10_TASKS, TASKS, get_task
+from envs.metaworld.tasks import MT10_TASKS, TASKS, get_task, model_edits
 
 __all__ = ["MetaWorldEnv", "MT10Env", "MT10_TASKS", "TASKS", "NATIVE_TASKS", "KALM_UNSEEN_TASKS", "get_task",
            "model_edits"]

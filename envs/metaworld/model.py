@@ -3,7 +3,7 @@
 Meta-World's scenes load in MJX as they are, but they are slow there (mesh collisions, a
 50-iteration solver with 50 line-search steps that MJX always runs in full under ``vmap``)
 and some pairs are unsupported (cylinder-box). :func:`build_mj_model` loads a task's XML with
-``mujoco.MjSpec.from_file`` and applies a short list of edits; :func:`model_edits` returns that
+``mujoco.MjSpec.from_file`` and applies a short list of edits; :func:`envs.metaworld.tasks.model_edits` returns that
 list with a one-line reason per edit, so documentation can quote it. Nothing in the XML files
 is copied: the assets are always read from ``metaworld``'s own package directory.
 
@@ -299,11 +299,3 @@ def native_mj_model(xml_name: str) -> mujoco.MjModel:
     model = mujoco.MjModel.from_xml_path(metaworld_asset_path(xml_name))
     _reset_mocap_welds(model)
     return model
-
-
-def model_edits(task_name: str) -> list[str]:
-    """The MjSpec edits made for ``task_name``, one line with its reason each."""
-    from envs.metaworld.tasks import get_task
-
-    task = get_task(task_name)
-    return edits_for(task.xml, task.colliders)

@@ -19,7 +19,7 @@ import numpy as np
 from flax import struct
 
 from envs.metaworld import reward_utils as ru
-from envs.metaworld.model import ColliderSpec
+from envs.metaworld.model import ColliderSpec, edits_for
 
 HAND_LOW = (-0.5, 0.40, 0.05)
 HAND_HIGH = (0.5, 1.0, 0.5)
@@ -611,3 +611,9 @@ def get_task(name: str) -> Task:
             + (f" (MT10 tasks not available yet: {pending})" if pending else "")
         )
     return TASKS[name]
+
+
+def model_edits(task_name: str) -> list[str]:
+    """The MjSpec edits made for ``task_name``'s MJX model, one line with its reason each."""
+    task = get_task(task_name)
+    return edits_for(task.xml, task.colliders)

@@ -54,7 +54,8 @@ from lago_jax.llm.checkpoint import (GEMMA3_270M_PIP, gemma3_270m_gguf_path, loa
                                      load_pretrained, save_converted, smollm2_gguf_path)
 from lago_jax.llm.config import PRESETS, LlamaConfig, get_preset
 from lago_jax.llm.gemma import GemmaConfig
-from lago_jax.llm.model import BF16_LOGIT_TOLERANCE, Params, functions_for
+from lago_jax.llm.arch import functions_for
+from lago_jax.llm.model import BF16_LOGIT_TOLERANCE, Params
 from lago_jax.llm.tokenizer import Tokenizer
 
 LLMConfig = Union[LlamaConfig, GemmaConfig]

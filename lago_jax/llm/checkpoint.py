@@ -13,7 +13,7 @@ This file owns resolving a model name or path to (config, params, tokenizer):
 - a directory written by `save_converted` (config.json marked "format": "lago_jax").
 Converted params are stored with Orbax (`save_converted` / `load_converted`), so later starts
 skip GGUF dequantization; `load_pretrained(..., cache_dir=...)` does that automatically.
-The config is a `LlamaConfig` or a `gemma.GemmaConfig`; `model.functions_for(config)` gives the
+The config is a `LlamaConfig` or a `gemma.GemmaConfig`; `arch.functions_for(config)` gives the
 functions of its architecture.
 """
 
@@ -35,7 +35,9 @@ import jax.numpy as jnp
 from lago_jax.digest import tree_digest
 from lago_jax.llm import gemma
 from lago_jax.llm.config import PRESETS, LlamaConfig, dtype_name, get_preset
-from lago_jax.llm.model import Params, cast_params, functions_for
+from lago_jax.llm import arch as arch_lib
+from lago_jax.llm.arch import functions_for
+from lago_jax.llm.model import Params, cast_params
 from lago_jax.llm.tokenizer import Tokenizer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -304,7 +306,7 @@ def _load_uncached(name_or_path: str, dtype) -> tuple[Any, Params, Tokenizer]:
                      if os.path.isfile(os.path.join(path, "tokenizer.json")) else None)
         return config, params, tokenizer
     if path.endswith(".gguf"):
-        config, params, meta = gguf_io.load_gguf(path, dtype)
+        config, params, meta = arch_lib.load_gguf(path, dtype)
         tokenizer = Tokenizer.from_gguf_metadata(meta) if "tokenizer.ggml.tokens" in meta else None
         return config, params, tokenizer
     raise _cannot_load(name_or_path)

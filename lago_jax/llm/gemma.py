@@ -369,6 +369,23 @@ PRESETS: dict[str, GemmaConfig] = {
 }
 
 
+def load_gguf(path: str, dtype: Any = None) -> tuple[GemmaConfig, Params, dict[str, Any]]:
+    """Reads a llama.cpp "gemma3" GGUF file -> (config, params, metadata), dequantising every
+    tensor through gguf.quants; ValueError naming the file for another architecture, and naming
+    the tensor for a shape that disagrees with the metadata."""
+    reader = gguf_io._reader(path)  # pylint: disable=protected-access
+    meta = gguf_io.read_metadata(reader)
+    if meta.get("general.architecture") != GGUF_ARCHITECTURE:
+        raise ValueError(f"{path}: GGUF architecture {meta.get('general.architecture')!r}; "
+                         f"gemma.load_gguf reads {GGUF_ARCHITECTURE!r}")
+    names = {t.name for t in reader.tensors}
+    config = GemmaConfig.from_gguf_metadata(meta, tie_word_embeddings="output.weight" not in names,
+                                            dtype=dtype or "float32")
+    params = convert.assemble_params(config, gguf_io._dequantized_tensors(reader),  # pylint: disable=protected-access
+                                     GGUF_KEY_TABLE, source=path, shapes=param_shapes(config))
+    return config, params, meta
+
+
 # ----------------------------------------------------------------------------- shapes and init
 
 

@@ -125,8 +125,8 @@ def _dequantized_tensors(reader) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def load_gguf(path: str, dtype: Any = None) -> tuple[Any, Params, dict[str, Any]]:
-    """Reads a Llama ("llama") or Gemma-3 ("gemma3") GGUF file -> (config, params, metadata);
-    the config is a `LlamaConfig` or a `gemma.GemmaConfig`.
+    """Reads a Llama-family ("llama") GGUF file -> (config, params, metadata). Gemma-3 files:
+    `gemma.load_gguf`; either: `arch.load_gguf`.
 
     Raises FileNotFoundError for a missing file, ValueError for another architecture or a
     tensor whose shape disagrees with the metadata (naming the tensor, expected and found shape).
@@ -135,12 +135,8 @@ def load_gguf(path: str, dtype: Any = None) -> tuple[Any, Params, dict[str, Any]
     meta = read_metadata(reader)
     names = {t.name for t in reader.tensors}
     if meta.get("general.architecture") == "gemma3":
-        from lago_jax.llm import gemma  # pylint: disable=import-outside-toplevel
-        config = gemma.GemmaConfig.from_gguf_metadata(
-            meta, tie_word_embeddings="output.weight" not in names, dtype=dtype or "float32")
-        params = assemble_params(config, _dequantized_tensors(reader), gemma.GGUF_KEY_TABLE,
-                                 source=path, shapes=gemma.param_shapes(config))
-        return config, params, meta
+        raise ValueError(f"{path}: a Gemma-3 GGUF file; read it with lago_jax.llm.gemma.load_gguf "
+                         "(or lago_jax.llm.load_pretrained)")
     if "rope_freqs.weight" in names:
         raise ValueError(f"{path}: tensor 'rope_freqs.weight' (Llama-3 rotary scaling as llama.cpp "
                          "stores it) is not read from GGUF; load the Hugging Face directory instead")

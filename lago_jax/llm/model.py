@@ -73,20 +73,6 @@ SmolLM2 was slower on CPU as well as 18x slower to compile (benchmarks/RESULTS_l
 # ----------------------------------------------------------------------------- architectures
 
 
-def functions_for(config: Any):
-    """The module of pure functions (embed_tokens, forward_embeds, forward_ids, lm_logits,
-    prefill_prefix, forward_with_prefix, param_shapes, init_params, check_params,
-    token_embedding_rms) for `config`'s architecture: this module for a `LlamaConfig`,
-    lago_jax.llm.gemma for a `GemmaConfig`. TypeError for anything else."""
-    if isinstance(config, LlamaConfig):
-        return sys.modules[__name__]
-    from lago_jax.llm import gemma  # pylint: disable=import-outside-toplevel
-    if isinstance(config, gemma.GemmaConfig):
-        return gemma
-    raise TypeError(f"no LLM architecture for a config of type {type(config).__name__}; expected "
-                    "LlamaConfig or GemmaConfig")
-
-
 # ----------------------------------------------------------------------------- shapes and init
 
 
