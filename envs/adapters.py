@@ -38,7 +38,33 @@ def _strong(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype), tree)
 
 
-class GymnaxEnv(Env):
+class _Adapted(Env):
+    """What both adapters report the same way: the sizes, spaces, instructions and episode limit
+    their constructors read from the wrapped env."""
+
+    _obs_size: int
+    _action_space: Discrete | Box
+    _instructions: Sequence[str]
+    _limit: int | None
+
+    @property
+    def observation_size(self) -> int:
+        return self._obs_size
+
+    @property
+    def action_space(self) -> Discrete | Box:
+        return self._action_space
+
+    @property
+    def instructions(self) -> Sequence[str]:
+        return self._instructions
+
+    @property
+    def max_episode_steps(self) -> int | None:
+        return self._limit
+
+
+class GymnaxEnv(_Adapted):
     """A gymnax environment as an :class:`envs.core.Env`.
 
     Args:
@@ -64,22 +90,6 @@ class GymnaxEnv(Env):
         self._action_shape = tuple(getattr(space, "shape", ()))
         limit = getattr(self.params, "max_steps_in_episode", None)
         self._limit = None if limit is None else int(limit)
-
-    @property
-    def observation_size(self) -> int:
-        return self._obs_size
-
-    @property
-    def action_space(self) -> Discrete | Box:
-        return self._action_space
-
-    @property
-    def instructions(self) -> Sequence[str]:
-        return self._instructions
-
-    @property
-    def max_episode_steps(self) -> int | None:
-        return self._limit
 
     def reset(self, key: jax.Array) -> State:
         key, reset_key = jax.random.split(key)
@@ -126,7 +136,7 @@ def _convert_gymnax_space(space: Any) -> Discrete | Box:
     raise TypeError(f"GymnaxEnv supports Discrete and Box action spaces, got {type(space).__name__}")
 
 
-class BraxEnv(Env):
+class BraxEnv(_Adapted):
     """A brax environment as an :class:`envs.core.Env`.
 
     Args:
@@ -156,22 +166,6 @@ class BraxEnv(Env):
             raise TypeError(f"BraxEnv needs a flat observation (an int observation_size), got {size!r}")
         self._obs_size = int(size)
         self._action_space = Box.uniform(int(env.action_size))
-
-    @property
-    def observation_size(self) -> int:
-        return self._obs_size
-
-    @property
-    def action_space(self) -> Box:
-        return self._action_space
-
-    @property
-    def instructions(self) -> Sequence[str]:
-        return self._instructions
-
-    @property
-    def max_episode_steps(self) -> int | None:
-        return self._limit
 
     def _state(self, bstate: Any) -> State:
         done = jnp.asarray(bstate.done, jnp.float32)

@@ -131,21 +131,28 @@ def _button_wall_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
     return _pad14(xpos[ids["button"]] + jnp.array([0.0, -0.193, 0.0]), xquat[ids["button"]])
 
 
-def _button_wall_reward(f: Frame):
-    """``SawyerButtonPressWallEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.03``)."""
+def _button_terms(f: Frame, axis: int, near_bound: float):
+    """The terms every button task's v2 reward builds on: the hand-to-button distance and its
+    initial value, the button's travel along ``axis`` still to go, and the two tolerances."""
     p = f.params
     obj = _obj_pos(f.obs)
     tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
     tcp_to_obj_init = jnp.linalg.norm(obj - p["init_tcp"])
-    obj_to_target = jnp.abs(p["target_pos"][1] - obj[1])
-    near_button = ru.tolerance(tcp_to_obj, bounds=(0, 0.01), margin=tcp_to_obj_init, sigmoid="long_tail")
+    obj_to_target = jnp.abs(p["target_pos"][axis] - obj[axis])
+    near_button = ru.tolerance(tcp_to_obj, bounds=(0, near_bound), margin=tcp_to_obj_init, sigmoid="long_tail")
     button_pressed = ru.tolerance(obj_to_target, bounds=(0, 0.005), margin=p["obj_to_target_init"], sigmoid="long_tail")
+    info = dict(grasp_reward=near_button, in_place=button_pressed, obj_to_target=obj_to_target, tcp_to_obj=tcp_to_obj)
+    return tcp_to_obj, obj_to_target, near_button, button_pressed, info
+
+
+def _button_wall_reward(f: Frame):
+    """``SawyerButtonPressWallEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.03``)."""
+    tcp_to_obj, obj_to_target, near_button, button_pressed, info = _button_terms(f, axis=1, near_bound=0.01)
     far = 2 * ru.hamacher_product((1 - f.obs[3]) / 2.0, near_button)
     near = 2 + 2 * (1 + f.obs[3]) + 4 * button_pressed**2
     reward = jnp.where(tcp_to_obj > 0.07, far, near)
     success = (obj_to_target <= 0.03).astype(jnp.float32)
-    return reward, success, dict(grasp_reward=near_button, in_place=button_pressed, obj_to_target=obj_to_target,
-                                 tcp_to_obj=tcp_to_obj)
+    return reward, success, info
 
 
 _register(dataclasses.replace(
@@ -279,19 +286,12 @@ _register(dataclasses.replace(
 def _button_topdown_wall_reward(f: Frame):
     """``SawyerButtonPressTopdownWallEnvV3.compute_reward`` (v2): button-press-topdown's with the
     gripper term ``max(obs[3], 0)`` instead of ``1 - obs[3]``; success ``obj_to_target <= 0.024``."""
-    p = f.params
-    obj = _obj_pos(f.obs)
-    tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    tcp_to_obj_init = jnp.linalg.norm(obj - p["init_tcp"])
-    obj_to_target = jnp.abs(p["target_pos"][2] - obj[2])
+    tcp_to_obj, obj_to_target, near_button, button_pressed, info = _button_terms(f, axis=2, near_bound=0.01)
     tcp_closed = jnp.maximum(f.obs[3], 0.0)
-    near_button = ru.tolerance(tcp_to_obj, bounds=(0, 0.01), margin=tcp_to_obj_init, sigmoid="long_tail")
-    button_pressed = ru.tolerance(obj_to_target, bounds=(0, 0.005), margin=p["obj_to_target_init"], sigmoid="long_tail")
     reward = 5 * ru.hamacher_product(tcp_closed, near_button)
     reward = jnp.where(tcp_to_obj <= 0.03, reward + 5 * button_pressed, reward)
     success = (obj_to_target <= 0.024).astype(jnp.float32)
-    return reward, success, dict(grasp_reward=near_button, in_place=button_pressed, obj_to_target=obj_to_target,
-                                 tcp_to_obj=tcp_to_obj)
+    return reward, success, info
 
 
 _register(dataclasses.replace(
@@ -306,19 +306,12 @@ _register(dataclasses.replace(
 
 def _button_press_reward(f: Frame):
     """``SawyerButtonPressEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.02``)."""
-    p = f.params
-    obj = _obj_pos(f.obs)
-    tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    tcp_to_obj_init = jnp.linalg.norm(obj - p["init_tcp"])
-    obj_to_target = jnp.abs(p["target_pos"][1] - obj[1])
+    tcp_to_obj, obj_to_target, near_button, button_pressed, info = _button_terms(f, axis=1, near_bound=0.05)
     tcp_closed = jnp.maximum(f.obs[3], 0.0)
-    near_button = ru.tolerance(tcp_to_obj, bounds=(0, 0.05), margin=tcp_to_obj_init, sigmoid="long_tail")
-    button_pressed = ru.tolerance(obj_to_target, bounds=(0, 0.005), margin=p["obj_to_target_init"], sigmoid="long_tail")
     reward = 2 * ru.hamacher_product(tcp_closed, near_button)
     reward = jnp.where(tcp_to_obj <= 0.05, reward + 8 * button_pressed, reward)
     success = (obj_to_target <= 0.02).astype(jnp.float32)
-    return reward, success, dict(grasp_reward=near_button, in_place=button_pressed, obj_to_target=obj_to_target,
-                                 tcp_to_obj=tcp_to_obj)
+    return reward, success, info
 
 
 _register(dataclasses.replace(
