@@ -62,23 +62,14 @@ def native_steps_per_s(task: str, batch: int, steps: int) -> float:
 def jax_steps_per_s(task: str, engine: str, batch: int, steps: int, repeats: int, threads: int | None):
     from envs.metaworld import MetaWorldEnv
     from envs.wrappers import VmapWrapper, wrap_for_training
+    from metaworld_env import random_rollout  # this folder's MJX benchmark: the same program
 
     if engine == "mjx":
         env = VmapWrapper(MetaWorldEnv(task, observe_goal=True), batch)
     else:
         base = MetaWorldEnv(task, observe_goal=True, backend="mujoco", num_threads=threads)
         env = wrap_for_training(base, batch) if engine == "mujoco+reset" else VmapWrapper(base, batch)
-
-    @jax.jit
-    def run(key):
-        state = env.reset(key)
-
-        def body(s, k):
-            a = jax.random.uniform(k, (batch, 4), minval=-1.0, maxval=1.0)
-            s = env.step(s, a)
-            return s, s.reward
-
-        return jax.lax.scan(body, state, jax.random.split(key, steps))[1]
+    run = random_rollout(env, batch, steps)
 
     t0 = time.perf_counter()
     jax.block_until_ready(run(jax.random.PRNGKey(0)))

@@ -46,11 +46,9 @@ def native_steps_per_s(task: str, steps: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def mjx_steps_per_s(task: str, batch: int, steps: int, repeats: int) -> tuple[float, float]:
-    from envs.metaworld import MetaWorldEnv
-    from envs.wrappers import VmapWrapper
-
-    env = VmapWrapper(MetaWorldEnv(task), batch)
+def random_rollout(env, batch: int, steps: int):
+    """A jitted program: reset the batched ``env``, then ``steps`` steps of uniform random actions
+    in a ``lax.scan``; returns the rewards."""
 
     @jax.jit
     def run(key):
@@ -62,6 +60,15 @@ def mjx_steps_per_s(task: str, batch: int, steps: int, repeats: int) -> tuple[fl
             return s, s.reward
 
         return jax.lax.scan(body, state, jax.random.split(key, steps))[1]
+
+    return run
+
+
+def mjx_steps_per_s(task: str, batch: int, steps: int, repeats: int) -> tuple[float, float]:
+    from envs.metaworld import MetaWorldEnv
+    from envs.wrappers import VmapWrapper
+
+    run = random_rollout(VmapWrapper(MetaWorldEnv(task), batch), batch, steps)
 
     t0 = time.perf_counter()
     compiled = run.lower(jax.random.PRNGKey(0)).compile()

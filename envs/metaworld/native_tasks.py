@@ -44,15 +44,15 @@ def _push_wall_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
     return _pad14(geom_xpos[ids["objGeom"]], ru.quat_from_matrix_scipy(geom_xmat[ids["objGeom"]]))
 
 
-def _push_wall_reward(f: Frame):
-    """``SawyerPushWallEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.07``)."""
+def _wall_terms(f: Frame, midpoint_of, scale, high_density: bool):
+    """The terms the push-wall and pick-place-wall v2 rewards share: the object's way to a
+    midpoint beside the wall (``midpoint_of(obj, target)``; ``scale`` weights its axes) and on to
+    the target, each as a tolerance, and the gripper-caging grasp term."""
     p = f.params
     obj = _obj_pos(f.obs)
-    tcp_opened = f.obs[3]
     target = p["target_pos"]
-    midpoint = jnp.stack([jnp.float32(-0.05), jnp.float32(0.77), obj[2]])
+    midpoint = midpoint_of(obj, target)
     tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    scale = jnp.array([3.0, 1.0, 1.0])
     obj_to_midpoint = jnp.linalg.norm((obj - midpoint) * scale)
     obj_to_midpoint_init = jnp.linalg.norm((p["obj_init_pos"] - midpoint) * scale)
     obj_to_target = jnp.linalg.norm(obj - target)
@@ -61,17 +61,26 @@ def _push_wall_reward(f: Frame):
     in_place_2 = ru.tolerance(obj_to_target, bounds=(0, 0.05), margin=obj_to_target_init, sigmoid="long_tail")
     object_grasped = ru.gripper_caging_reward(
         f.action, obj, object_reach_radius=0.01, obj_radius=0.015, pad_success_thresh=0.05, xz_thresh=0.005,
-        high_density=True, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
+        high_density=high_density, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
         obj_init_pos=p["obj_init_pos"], init_tcp=p["init_tcp"],
     )
+    info = dict(in_place=in_place_2, grasp_reward=object_grasped, obj_to_target=obj_to_target, tcp_to_obj=tcp_to_obj)
+    return obj, tcp_to_obj, obj_to_target, in_place_1, in_place_2, object_grasped, info
+
+
+def _push_wall_reward(f: Frame):
+    """``SawyerPushWallEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.07``)."""
+    obj, tcp_to_obj, obj_to_target, in_place_1, in_place_2, object_grasped, info = _wall_terms(
+        f, lambda obj, target: jnp.stack([jnp.float32(-0.05), jnp.float32(0.77), obj[2]]),
+        jnp.array([3.0, 1.0, 1.0]), high_density=True)
+    tcp_opened = f.obs[3]
     reward = 2 * object_grasped
     near = jnp.where(obj[1] > 0.75, 2 * object_grasped + 1.0 + 4.0 + 3.0 * in_place_2,
                      2.0 * object_grasped + 1.0 + 4.0 * in_place_1)
     reward = jnp.where((tcp_to_obj < 0.02) & (tcp_opened > 0), near, reward)
     reward = jnp.where(obj_to_target < 0.05, 10.0, reward)
     success = (obj_to_target <= 0.07).astype(jnp.float32)
-    return reward, success, dict(in_place=in_place_2, grasp_reward=object_grasped, obj_to_target=obj_to_target,
-                                 tcp_to_obj=tcp_to_obj)
+    return reward, success, info
 
 
 _register(dataclasses.replace(
@@ -88,23 +97,10 @@ _register(dataclasses.replace(
 def _pick_place_wall_reward(f: Frame):
     """``SawyerPickPlaceWallEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.07``)."""
     p = f.params
-    obj = _obj_pos(f.obs)
+    obj, tcp_to_obj, obj_to_target, in_place_1, in_place_2, object_grasped, info = _wall_terms(
+        f, lambda obj, target: jnp.stack([target[0], jnp.float32(0.77), jnp.float32(0.25)]),
+        jnp.array([1.0, 1.0, 3.0]), high_density=False)
     tcp_opened = f.obs[3]
-    target = p["target_pos"]
-    midpoint = jnp.stack([target[0], jnp.float32(0.77), jnp.float32(0.25)])
-    tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    scale = jnp.array([1.0, 1.0, 3.0])
-    obj_to_midpoint = jnp.linalg.norm((obj - midpoint) * scale)
-    obj_to_midpoint_init = jnp.linalg.norm((p["obj_init_pos"] - midpoint) * scale)
-    obj_to_target = jnp.linalg.norm(obj - target)
-    obj_to_target_init = jnp.linalg.norm(p["obj_init_pos"] - target)
-    in_place_1 = ru.tolerance(obj_to_midpoint, bounds=(0, 0.05), margin=obj_to_midpoint_init, sigmoid="long_tail")
-    in_place_2 = ru.tolerance(obj_to_target, bounds=(0, 0.05), margin=obj_to_target_init, sigmoid="long_tail")
-    object_grasped = ru.gripper_caging_reward(
-        f.action, obj, object_reach_radius=0.01, obj_radius=0.015, pad_success_thresh=0.05, xz_thresh=0.005,
-        high_density=False, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
-        obj_init_pos=p["obj_init_pos"], init_tcp=p["init_tcp"],
-    )
     grasped_in_place = ru.hamacher_product(object_grasped, in_place_1)
     lifted = (tcp_to_obj < 0.02) & (tcp_opened > 0) & (obj[2] - 0.015 > p["obj_init_pos"][2])
     near = jnp.where(obj[1] > 0.75, grasped_in_place + 1.0 + 4.0 + 3.0 * in_place_2,
@@ -112,8 +108,7 @@ def _pick_place_wall_reward(f: Frame):
     reward = jnp.where(lifted, near, grasped_in_place)
     reward = jnp.where(obj_to_target < 0.05, 10.0, reward)
     success = (obj_to_target <= 0.07).astype(jnp.float32)
-    return reward, success, dict(in_place=in_place_2, grasp_reward=object_grasped, obj_to_target=obj_to_target,
-                                 tcp_to_obj=tcp_to_obj)
+    return reward, success, info
 
 
 _register(dataclasses.replace(

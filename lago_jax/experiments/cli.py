@@ -49,8 +49,9 @@ def _recorded_backend(path: str, suite: Suite) -> str | None:
     exp = os.path.join(os.sep.join(parts[:-4]) or os.sep, "experiment.json")
     if not os.path.isfile(exp):
         return None
-    with open(exp) as f:
-        saved = json.load(f)
+    from lago_jax.experiments.stages import _read_json
+
+    saved = _read_json(exp)
     return saved.get("backend", LEGACY_SETTINGS.get(suite.name, {}).get("backend", "auto"))
 
 
