@@ -288,3 +288,43 @@ def native_policy(task_name: str):
     import metaworld.policies  # host-only reference; imported lazily
 
     return getattr(metaworld.policies, NATIVE_POLICY_CLASSES[task_name])()
+
+
+def host_policy(task_name: str) -> Policy:
+    """Meta-World's own scripted policy for ``task_name``, any of its 50 v3 tasks, as a JAX-callable
+    ``policy(obs [39]) -> action [4]`` that runs on the host through ``jax.pure_callback``.
+
+    For the tasks without a JAX port (those the C-engine backend adds beyond MT10). Under ``vmap``
+    one callback receives the whole batch ``[..., 39]`` and loops over it in Python, so it suits
+    demonstration collection, not a training step's inner loop. Meta-World's policies are
+    stateless functions of the observation (some edit it in place: each row is copied first).
+    """
+    import warnings
+
+    import numpy as np
+
+    from metaworld.policies import ENV_POLICY_MAP  # host-only; imported lazily
+
+    if task_name not in ENV_POLICY_MAP:
+        raise ValueError(f"No scripted policy for Meta-World task {task_name!r}; valid tasks: {sorted(ENV_POLICY_MAP)}")
+    policy = ENV_POLICY_MAP[task_name]()
+
+    def host(obs):
+        obs = np.asarray(obs, np.float64)
+        flat = obs.reshape(-1, obs.shape[-1])
+        out = np.zeros((len(flat), ACTION_SIZE), np.float32)
+        with warnings.catch_warnings():
+            # Several policies' gains exceed [-1, 1] by design and warn at every call; the env clips.
+            warnings.filterwarnings("ignore", message="Constant", category=UserWarning)
+            for i, row in enumerate(flat):
+                out[i] = policy.get_action(row.copy())
+        return out.reshape(obs.shape[:-1] + (ACTION_SIZE,))
+
+    def act(obs: jax.Array) -> jax.Array:
+        if obs.shape[-1] != OBS_SIZE:
+            raise ValueError(f"{task_name}: expected observations of {OBS_SIZE} numbers, got shape {obs.shape}")
+        out = jax.ShapeDtypeStruct(obs.shape[:-1] + (ACTION_SIZE,), jnp.float32)
+        return jax.pure_callback(host, out, obs, vmap_method="expand_dims")
+
+    act.__name__ = f"host_policy[{task_name}]"
+    return act

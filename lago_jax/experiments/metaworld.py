@@ -1,8 +1,15 @@
-"""``python -m lago_jax.experiments.metaworld``: the LaGO pipeline on Meta-World (MJX).
+"""``python -m lago_jax.experiments.metaworld``: the LaGO pipeline on Meta-World.
 
-The default (3 seeds x 4 variants x 20,480 env steps on reach-v3) took 8 min 02 s on the idle 2-core
-VM and shows the start of learning (README); the recorded 5-seed experiment and the paper-scale
-command are in the README too.
+The default (3 seeds x 4 variants x 102,400 env steps on reach-v3, MuJoCo's C engine on a CPU)
+took 7 min 12 s on the idle 2-core VM (``experiments/metaworld_default``); the recorded 5-seed
+experiments and the paper-scale command are in the README.
+
+Tasks: the MT10 tasks (MJX or the C engine) and the tasks the C engine adds
+(``envs.metaworld.NATIVE_TASKS``, ``--backend mujoco`` or ``auto`` on a CPU). The MT10 tasks'
+demonstrations come from JAX ports of Meta-World's scripted policies, the others' from
+Meta-World's own policies called on the host (``envs.metaworld.policies.host_policy``).
+Groups (one multi-task policy, the one-hot task id appended): ``mt10``, ``kalm-unseen`` (KALM's
+unseen-task protocol, Pang et al. 2024) and ``mt50`` once every one of the 50 tasks runs here.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ DEFAULT_TASKS = ("reach-v3",)
 
 
 def make_metaworld_suite() -> Suite:
-    from envs.metaworld import TASKS, MetaWorldEnv
+    from envs.metaworld import KALM_UNSEEN_TASKS, NATIVE_TASKS, TASKS, MetaWorldEnv
     from envs.metaworld.tasks import MT10_TASKS
-    from envs.metaworld.policies import POLICIES, get_policy
+    from envs.metaworld.policies import POLICIES, host_policy
 
     from envs.metaworld.instructions import paraphrase_split
 
@@ -34,13 +41,18 @@ def make_metaworld_suite() -> Suite:
                 "splits": {k: {"paraphrases": list(v)} for k, v in split.items()}, "ppo_split": "rephrase"}
 
     def expert(task: str):
-        policy = get_policy(task)
+        policy = POLICIES[task] if task in POLICIES else host_policy(task)
         return lambda obs, key: policy(obs)
 
-    # Tasks with both an MJX env and a scripted expert.
-    names = tuple(t for t in TASKS if t in POLICIES)
-    # --task mt10: one multi-task policy on the MT10 tasks (one-hot task id), reported per task and averaged.
-    groups = {"mt10": tuple(t for t in MT10_TASKS if t in names)}
+    # The MT10 tasks (MJX and C engine; JAX experts), then the C engine's further tasks (host experts).
+    names = tuple(t for t in TASKS if t in POLICIES) + tuple(sorted(NATIVE_TASKS))
+    # A group is one multi-task policy on its members (one-hot task id), reported per task and averaged.
+    groups = {"mt10": tuple(t for t in MT10_TASKS if t in names),
+              "kalm-unseen": tuple(t for t in KALM_UNSEEN_TASKS if t in names)}
+    import metaworld.env_dict
+
+    if set(metaworld.env_dict.MT50_V3) <= set(names):
+        groups["mt50"] = tuple(metaworld.env_dict.MT50_V3)
     def parse_goal(spec: str) -> tuple[str, dict]:
         if spec not in names:
             raise ValueError(f"goal {spec!r} is not a Meta-World task; expected one of {list(names)}")
