@@ -66,6 +66,7 @@ PARAM_ATTRS = {
     "peg_head_pos_init": "peg_head_pos_init",
     "handle_pos_init": "window_handle_pos_init",
     "obj_to_target_init": "_obj_to_target_init",
+    "stick_init_pos": "stick_init_pos",
 }
 
 

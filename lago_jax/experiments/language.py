@@ -99,20 +99,28 @@ def prior_episodes(prior: Any, params: Any, env, episodes: int, seed: int, episo
 def evaluate_splits(cfg: ExperimentConfig, task: str, envs: dict, split_demos: dict, priors: dict) -> dict:
     """Every prior alone on every split: NLL on the split's expert steps, greedy and sampled
     success over the same episodes; the random policy's success per split. Resumable from
-    ``eval/<task>.splits.json``."""
+    ``eval/<task>.splits.json``. On a group (a multi-task env) every member task runs
+    ``prior_eval_episodes`` episodes on its own; the per-episode lists are the members' episodes
+    in task order, and ``tasks`` holds each member's success rate."""
     import jax
 
-    from lago_jax.ppo.evaluate import evaluate_random
+    from lago_jax.ppo.evaluate import evaluate_random, mean_over_tasks, task_envs
     from lago_jax.prior.distill import demos_nll
 
     path = os.path.join(cfg.out_dir, "eval", f"{task}.splits.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     results = _read_json(path) if _exists(path) else {}
     for split, env in envs.items():
+        members = task_envs(env)
+        # (env, seed) per evaluated env: the env itself, or each member with its own seed.
+        units = ([(None, env, cfg.eval_seed)] if members is None else
+                 [(m, e, cfg.eval_seed + 7919 * (i + 1)) for i, (m, e) in enumerate(members.items())])
         key = f"{split}/random"
         if key not in results:
-            r = evaluate_random(env, cfg.prior_eval_episodes, cfg.eval_seed, cfg.episode_length)
-            results[key] = {"success_rate": r["success_rate"], "episodes": r["episodes"]}
+            rs = {m: evaluate_random(e, cfg.prior_eval_episodes, seed, cfg.episode_length) for m, e, seed in units}
+            r = rs[None] if members is None else mean_over_tasks(rs)
+            results[key] = {"success_rate": r["success_rate"], "episodes": r["episodes"],
+                            **({"tasks": {m: t["success_rate"] for m, t in rs.items()}} if members else {})}
             _write_json_main(path, results, f"split evaluation {task}/{key}")
         for kind, (prior, params, _info) in priors.items():
             key = f"{split}/{kind}"
@@ -123,10 +131,13 @@ def evaluate_splits(cfg: ExperimentConfig, task: str, envs: dict, split_demos: d
             r = {"backbone": prior.describe()["backbone"], "nll": demos_nll(p, pp, split_demos[split]),
                  "instructions": len(env.instructions)}
             for mode in MODES:
-                s = prior_episodes(p, pp, env, cfg.prior_eval_episodes, cfg.eval_seed, cfg.episode_length,
-                                   greedy=mode == "greedy")
+                parts = {m: prior_episodes(p, pp, e, cfg.prior_eval_episodes, seed, cfg.episode_length,
+                                           greedy=mode == "greedy") for m, e, seed in units}
+                s = np.concatenate(list(parts.values()))
                 r[mode] = s.tolist()
                 r[f"{mode}_success"] = float(s.mean())
+                if members:
+                    r.setdefault("tasks", {})[mode] = {m: float(v.mean()) for m, v in parts.items()}
             r["seconds"] = time.time() - t0
             del p, pp
             jax.clear_caches()  # each bank's programs are used once
@@ -203,11 +214,13 @@ def language_section(cfg: ExperimentConfig, task: str, rec: dict, split_results:
     prior with the others on the same episodes, and of the PPO arms over seeds on the PPO split."""
     names = split_names(rec)
     kinds = [k for k in PRIOR_KINDS if any(f"{s}/{k}" in split_results for s in names)]
+    members = next((list(r["tasks"]) for r in split_results.values() if "tasks" in r and "greedy" not in r), None)
+    per_split = (f"{cfg.prior_eval_episodes} episodes of each of its {len(members)} tasks per split" if members
+                 else f"{cfg.prior_eval_episodes} episodes per split")
     md = ["", f"## {task}: language protocol", "", f"![per split](splits_{task}.png)", "",
           "The priors read the goal from the instruction alone; demonstrations and distillation saw the "
           f"`{TRAIN_SPLIT}` split only. Split (seed {cfg.split_seed}): `{json.dumps(rec['record'])}`.", "",
-          f"Each prior alone, {cfg.prior_eval_episodes} episodes per split (the same episodes for every "
-          "prior); NLL = mean -log p(a | s, g) on the split's expert steps. One distillation per prior: "
+          f"Each prior alone, {per_split} (the same episodes for every prior); NLL = mean -log p(a | s, g) on the split's expert steps. One distillation per prior: "
           "the intervals below are over episodes, not over distillation seeds.", "",
           "| split | instructions | prior | backbone | NLL | greedy success | sampled success |",
           "|---|---|---|---|---|---|---|"]
@@ -221,6 +234,18 @@ def language_section(cfg: ExperimentConfig, task: str, rec: dict, split_results:
                       f"{r['greedy_success']:.3f} | {r['sampled_success']:.3f} |")
         if rnd is not None:
             md.append(f"| {s} | - | random policy | - | - | {rnd['success_rate']:.3f} | - |")
+    if members:
+        md += ["", "Greedy success per task:", "",
+               "| split | prior | " + " | ".join(members) + " |", "|---|---|" + "---|" * len(members)]
+        for s in names:
+            for k in kinds:
+                r = split_results.get(f"{s}/{k}")
+                if r is not None and "tasks" in r:
+                    md.append(f"| {s} | {PRIOR_NAMES[k]} | " + " | ".join(
+                        f"{r['tasks']['greedy'][m]:.2f}" for m in members) + " |")
+            rnd = split_results.get(f"{s}/random")
+            if rnd is not None and "tasks" in rnd:
+                md.append(f"| {s} | random policy | " + " | ".join(f"{rnd['tasks'][m]:.2f}" for m in members) + " |")
     comparisons: dict = {"priors": {}, "ppo": {}}
     if "llm" in kinds:
         md += ["", "Pretrained LLM prior minus each other prior, success on the same episodes (paired t-test "

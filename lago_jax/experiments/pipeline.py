@@ -142,15 +142,18 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
         extra["timings"][task] = time.time() - t_task
     if parallel.is_main_process():
         md_path, json_path = write_table(cfg, suite, all_rows, extra, sections)
-        png = plot_curves(cfg, suite, all_rows)
+        # No PPO arm (--variants given no names): no learning curves to draw.
+        png = plot_curves(cfg, suite, all_rows) if cfg.variants else None
         log(f"results table: {md_path}")
         log(f"results JSON:  {json_path}")
-        log(f"learning curves: {png}")
+        if png:
+            log(f"learning curves: {png}")
         with open(md_path) as f:
             print(f.read())
     else:
         md_path, json_path, png = (os.path.join(cfg.out_dir, name) for name in
                                    ("results.md", "results.json", "learning_curves.png"))
+        png = png if cfg.variants else None
     parallel.barrier("lago_jax.experiments: results written")
     return {"rows": all_rows, "table": md_path, "json": json_path, "plot": png}
 

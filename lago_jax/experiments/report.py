@@ -62,16 +62,26 @@ def write_table(cfg: ExperimentConfig, suite: Suite, rows: list[dict], extra: di
     the language protocol's per-split tables) and ``results.json``."""
     where = (" PPO trains and is evaluated on the language protocol's held-out split (see below); the priors "
              "read the goal from the instruction alone." if cfg.protocol == "language" else "")
-    md = [f"# {suite.name}: results", "",
-          f"Tasks: {', '.join(cfg.tasks)}. Seeds: {list(cfg.seeds)}. PPO budget: {cfg.env_steps} env steps "
-          f"per run ({cfg.num_envs} envs x {cfg.num_steps} steps x {cfg.num_updates} updates). "
-          f"beta = {cfg.beta} ({cfg.schedule}, KL {cfg.kl_direction}). Evaluation: {cfg.eval_episodes} "
-          "episodes per checkpoint, greedy. Intervals: 95% Student-t over seeds (prior-alone rows: one "
-          f"deterministic prior, no interval).{where}", "",
-          "| task | method | backbone | seeds | success rate | return |", "|---|---|---|---|---|---|"]
+    if cfg.variants:
+        md = [f"# {suite.name}: results", "",
+              f"Tasks: {', '.join(cfg.tasks)}. Seeds: {list(cfg.seeds)}. PPO budget: {cfg.env_steps} env steps "
+              f"per run ({cfg.num_envs} envs x {cfg.num_steps} steps x {cfg.num_updates} updates). "
+              f"beta = {cfg.beta} ({cfg.schedule}, KL {cfg.kl_direction}). Evaluation: {cfg.eval_episodes} "
+              "episodes per checkpoint, greedy. Intervals: 95% Student-t over seeds (prior-alone rows: one "
+              f"deterministic prior, no interval).{where}", "",
+              "| task | method | backbone | seeds | success rate | return |", "|---|---|---|---|---|---|"]
+    else:  # --variants with no names: the priors alone
+        md = [f"# {suite.name}: results", "", f"Tasks: {', '.join(cfg.tasks)}. No PPO arm (--variants given no "
+              "names)." + (f" The priors alone, {cfg.eval_episodes} greedy episodes each:" if rows else ""), ""]
+        if rows:
+            md += ["| task | method | backbone | success rate | return |", "|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['task']} | {r['label']} | {r['backbone'] or '-'} | {r['seeds']} | "
-                  f"{r['success_mean']:.3f} ± {r['success_ci95']:.3f} | {r['return_mean']:.3f} ± {r['return_ci95']:.3f} |")
+        if cfg.variants:
+            md.append(f"| {r['task']} | {r['label']} | {r['backbone'] or '-'} | {r['seeds']} | "
+                      f"{r['success_mean']:.3f} ± {r['success_ci95']:.3f} | {r['return_mean']:.3f} ± {r['return_ci95']:.3f} |")
+        else:
+            md.append(f"| {r['task']} | {r['label']} | {r['backbone'] or '-'} | {r['success_mean']:.3f} | "
+                      f"{r['return_mean']:.3f} |")
     curves = curve_summaries(cfg)
     if curves:
         md += ["", f"Training curves (success rate of the episodes that finished in each update, sampled "
