@@ -251,3 +251,34 @@ def test_metaworld_paraphrase_splits_and_task_one_hot_left_out():
         suite.parse_goal("push")
     with pytest.raises(ValueError, match="paraphrases"):
         MetaWorldEnv("reach-v3", paraphrases=[12])
+
+
+def test_language_protocol_on_a_group_evaluates_each_member(tmp_path):
+    """A multi-task group (two Meta-World tasks on the C engine) under the language protocol with no
+    PPO arm: every prior alone runs each member's episodes, the per-episode lists hold both
+    members' episodes, and the report has the per-task table and no PPO table."""
+    pytest.importorskip("metaworld")
+    from lago_jax.experiments.metaworld import make_metaworld_suite
+
+    suite = make_metaworld_suite()
+    suite.groups["pair"] = ("reach-v3", "reach-wall-v3")
+    cfg = ExperimentConfig(
+        tasks=("pair",), out_dir=str(tmp_path), seeds=(0,), variants=(), num_envs=2, episode_length=20,
+        demo_episodes=2, demo_batch=4, distill_steps=4, distill_batch=16, distill_eval_every=2,
+        llm="random:test-tiny", progress=False, protocol="language", split_demo_episodes=1,
+        prior_eval_episodes=3, backend="mujoco",
+    )
+    result = pipeline.run_pipeline(cfg, suite)
+    data = json.load(open(result["json"]))["language"]["pair"]
+    for split in ("train", "rephrase"):
+        rnd = data["splits"][f"{split}/random"]
+        assert set(rnd["tasks"]) == {"reach-v3", "reach-wall-v3"} and rnd["episodes"] == 6
+        for kind in ("mlp", "llm_random", "llm"):
+            r = data["splits"][f"{split}/{kind}"]
+            assert len(r["greedy"]) == len(r["sampled"]) == 6
+            per_task = r["tasks"]["greedy"]
+            assert np.isclose(np.mean(list(per_task.values())), r["greedy_success"])
+    table = open(result["table"]).read()
+    assert "No PPO arm" in table and "| task | method | backbone | seeds |" not in table
+    assert "| split | prior | reach-v3 | reach-wall-v3 |" in table
+    assert result["plot"] is None

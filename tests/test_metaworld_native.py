@@ -11,7 +11,7 @@ Measured (2026-12-07, max over the two instances and 500 steps; rewards are in [
 observations within 6.4e-7 of native on every task (the gripper opening, a float32 norm; hand,
 object and goal positions within 1.2e-7, object quaternions within 1.5e-7), rewards within
 2.5e-5 (push-v3; peg-unplug-side-v3 2.0e-5, dial-turn-v3 1.5e-5, the others 1.1e-5 or less),
-success and truncation equal at every step on all 49 tasks
+success and truncation equal at every step on all 50 tasks
 (``benchmarks/RESULTS_metaworld.md`` has the table).
 """
 
@@ -100,6 +100,33 @@ def test_scripted_episodes_equal_native(task_name):
     # and past success.
     assert (nat_succ[: T - 50].max(axis=0) == 1).all()
     assert nat_trunc[-1].all() and not nat_trunc[:-1].any()
+
+
+def test_touching_is_metaworlds_touching_main_object():
+    """stick-push's success reads Meta-World's ``touching_main_object``: the backend's
+    ``Kinematics.touching`` equals it after the reset and after each of 200 scripted steps (both
+    values occur); a task without a touch geom computes none."""
+    task_name = "stick-push-v3"
+    nat = native_env(task_name, 0)
+    nat.reset()
+    vector = np.asarray(nat._last_rand_vec, np.float32)
+    nat._last_rand_vec = vector.astype(np.float64)
+    nat._freeze_rand_vec = True
+    obs, _ = nat.reset()
+    backend = MetaWorldEnv(task_name, observe_goal=True, backend="mujoco", num_threads=1).native
+    data, kin, _ = jax.jit(backend.reset)(jnp.asarray(vector))
+    got, want = [float(kin.touching)], [float(nat.touching_main_object)]
+    step, policy = jax.jit(backend.step), scripted_policy(task_name)
+    for _ in range(200):
+        action = np.clip(policy.get_action(obs.copy()), -1, 1).astype(np.float32)
+        obs, *_ = nat.step(action)
+        data, kin = step(data, jnp.asarray(action))
+        got.append(float(kin.touching))
+        want.append(float(nat.touching_main_object))
+    assert got == want
+    assert 0 < sum(want) < len(want)
+    reach = MetaWorldEnv("reach-v3", backend="mujoco", num_threads=1).native
+    assert reach.touch_ids is None and jax.eval_shape(reach.reset, jnp.zeros(6))[1].touching is None
 
 
 @pytest.mark.parametrize("task_name", ["push-v3", "door-open-v3"])  # two reset passes / one (native.py)

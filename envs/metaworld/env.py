@@ -215,7 +215,7 @@ class MetaWorldEnv(Env):
         if backend == "mujoco":
             self.max_contact_points = None
             self.native = NativeMetaWorld(task_name, self.observe_goal, num_threads, fixture_body=task.fixture_body,
-                                          min_obj_goal_xy=task.min_obj_goal_xy)
+                                          min_obj_goal_xy=task.min_obj_goal_xy, touch_geom=task.touch_geom)
             self.mj_model = self.native.model
             self.model_edits = ()
             self.mjx_model = None
@@ -486,15 +486,17 @@ class MetaWorldEnv(Env):
             qpos=d.qpos,
             site_xpos=d.site_xpos,
             params=dict(params, _ids=self._ids),
+            touching=getattr(d, "touching", None),
         )
 
-    def evaluate(self, obs, action, tcp, left_pad, right_pad, qpos, site_xpos, params):
+    def evaluate(self, obs, action, tcp, left_pad, right_pad, qpos, site_xpos, params, touching=None):
         """The task's reward and success on explicit quantities (for checks against Meta-World)."""
         frame = tasks_lib.Frame(
             obs=jnp.asarray(obs, jnp.float32), action=jnp.asarray(action, jnp.float32), tcp=jnp.asarray(tcp, jnp.float32),
             left_pad=jnp.asarray(left_pad, jnp.float32), right_pad=jnp.asarray(right_pad, jnp.float32),
             qpos=jnp.asarray(qpos, jnp.float32), site_xpos=jnp.asarray(site_xpos, jnp.float32),
             params=dict({k: jnp.asarray(v, jnp.float32) for k, v in params.items()}, _ids=self._ids),
+            touching=None if touching is None else jnp.asarray(touching, jnp.float32),
         )
         return self.task.reward(frame)
 

@@ -24,7 +24,9 @@ the env work as with MJX. The split of the work:
   that env; the first observation is computed in JAX from the kinematics the reset leaves, as
   after a step (not clipped: Meta-World's reset does not clip it).
 * **Observation, reward and success in JAX.** The host returns the float32 kinematics
-  (``xpos``, ``xquat``, site and geom poses, ``qpos``) of the C-engine state after the step;
+  (``xpos``, ``xquat``, site and geom poses, ``qpos``) of the C-engine state after the step,
+  and, for a task whose success reads the gripper's contact with an object (``touch_geom``),
+  Meta-World's ``touching_object`` test on that state (:func:`touching_object`);
   the observation, the v2 reward and success are the task's jnp functions of
   :mod:`envs.metaworld.tasks` (the MJX port's, unchanged) on them. They are batched, so they
   cost little next to the physics; they equal Meta-World's float64 values to float32 rounding
@@ -114,6 +116,22 @@ class Kinematics:
     qpos: jax.Array
     mocap_pos: jax.Array
     mocap_quat: jax.Array
+    # 1.0 where both gripper pads push on the touch geom (:func:`touching_object`), else 0.0;
+    # None for a backend built without a touch geom.
+    touching: jax.Array | None = None
+
+
+def touching_object(data: mujoco.MjData, geom_id: int, left_pad_id: int, right_pad_id: int) -> bool:
+    """``SawyerXYZEnv.touching_object(geom_id)`` on ``data``: for each pad geom, the sum of
+    ``efc_force[efc_address]`` over the contacts between it and ``geom_id`` (in contact order, with
+    the same ``sum``), and True when both sums are positive."""
+    con = data.contact
+    g1, g2, adr = con.geom1, con.geom2, con.efc_address
+    on_obj = (g1 == geom_id) | (g2 == geom_id)
+    force = data.efc_force
+    left = sum(force[a] for a in adr[on_obj & ((g1 == left_pad_id) | (g2 == left_pad_id))])
+    right = sum(force[a] for a in adr[on_obj & ((g1 == right_pad_id) | (g2 == right_pad_id))])
+    return bool(0 < left and 0 < right)
 
 
 def make_native_env(task_name: str, observe_goal: bool):
@@ -240,10 +258,14 @@ class NativeMetaWorld:
       min_obj_goal_xy: the task's rule on reset vectors (``||v[:2] - v[3:5]||`` at least this);
         Meta-World's reset loops forever on a frozen vector that breaks it, so such a vector is
         refused.
+      touch_geom: a geom whose contact with both gripper pads the reward reads: after each step and
+        reset, :func:`touching_object` on it is returned as ``Kinematics.touching`` (None: not
+        computed, and ``touching`` is None).
     """
 
     def __init__(self, task_name: str, observe_goal: bool, num_threads: int | None = None,
-                 fixture_body: str | None = None, min_obj_goal_xy: float | None = None):
+                 fixture_body: str | None = None, min_obj_goal_xy: float | None = None,
+                 touch_geom: str | None = None):
         n = int(num_threads) if num_threads else (os.cpu_count() or 1)
         if n < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
@@ -268,6 +290,8 @@ class NativeMetaWorld:
         before_mocap = int(STATE_SPEC) & (int(mujoco.mjtState.mjSTATE_MOCAP_POS) - 1)
         self.mocap_offset = mujoco.mj_stateSize(self.model, before_mocap)
         self.min_obj_goal_xy = min_obj_goal_xy
+        self.touch_ids = None if touch_geom is None else tuple(
+            int(self.model.geom(n).id) for n in (touch_geom, "leftpad_geom", "rightpad_geom"))
         self._check_settling()
         # Which task parameters the native env holds: read them once after a reset.
         w.reset(w.env._last_rand_vec)
@@ -368,15 +392,17 @@ class NativeMetaWorld:
             geom_xpos=np.zeros((b, m.ngeom, 3), np.float32), geom_xmat=np.zeros((b, m.ngeom, 9), np.float32),
             qpos=np.zeros((b, m.nq), np.float32), mocap_pos=np.zeros((b, 1, 3), np.float32),
             mocap_quat=np.zeros((b, 1, 4), np.float32),
+            **({} if self.touch_ids is None else dict(touching=np.zeros((b,), np.float32))),
         )
 
-    @staticmethod
-    def _read_kinematics(out: dict[str, np.ndarray], i: int, d: mujoco.MjData) -> None:
+    def _read_kinematics(self, out: dict[str, np.ndarray], i: int, d: mujoco.MjData) -> None:
         out["xpos"][i], out["xquat"][i] = d.xpos, d.xquat
         out["site_xpos"][i], out["site_xmat"][i] = d.site_xpos, d.site_xmat
         out["geom_xpos"][i], out["geom_xmat"][i] = d.geom_xpos, d.geom_xmat
         out["qpos"][i] = d.qpos
         out["mocap_pos"][i], out["mocap_quat"][i] = d.mocap_pos, d.mocap_quat
+        if self.touch_ids is not None:
+            out["touching"][i] = touching_object(d, *self.touch_ids)
 
     def reset_host(self, vector: np.ndarray):
         """NumPy: reset vectors ``[..., n]`` -> (physics bits, model pos bits, qvel, kinematics,
@@ -451,9 +477,12 @@ class NativeMetaWorld:
     def _kinematics_shapes(self) -> dict:
         m = self.model
         f32 = lambda *s: jax.ShapeDtypeStruct(s, jnp.float32)
-        return dict(xpos=f32(m.nbody, 3), xquat=f32(m.nbody, 4), site_xpos=f32(m.nsite, 3), site_xmat=f32(m.nsite, 9),
-                    geom_xpos=f32(m.ngeom, 3), geom_xmat=f32(m.ngeom, 9), qpos=f32(m.nq), mocap_pos=f32(1, 3),
-                    mocap_quat=f32(1, 4))
+        shapes = dict(xpos=f32(m.nbody, 3), xquat=f32(m.nbody, 4), site_xpos=f32(m.nsite, 3),
+                      site_xmat=f32(m.nsite, 9), geom_xpos=f32(m.ngeom, 3), geom_xmat=f32(m.ngeom, 9), qpos=f32(m.nq),
+                      mocap_pos=f32(1, 3), mocap_quat=f32(1, 4))
+        if self.touch_ids is not None:
+            shapes["touching"] = f32()
+        return shapes
 
     def reset(self, vector: jax.Array) -> tuple[NativeData, Kinematics, dict]:
         """``vector [n]`` float32 -> (data, kinematics, task parameters), through ``pure_callback``."""

@@ -8,11 +8,10 @@ ported from ``metaworld.envs.sawyer_*_v3``. The resets themselves run Meta-World
 host, so ``Task.reset`` only names the parameters the reward reads. ``tests/test_metaworld_native.py``
 holds each to native parity the way it holds MT10.
 
-49 of Meta-World's 50 v3 tasks run on this backend (MT10 and the 39 here). Not ported:
-stick-push-v3, whose success needs the gripper's pads pressing on the stick
-(``touching_main_object``: contact forces from ``data.contact``/``efc_force``), which the backend
-does not return (only kinematics). A port without that term matched native's observation and
-reward (within 5.9e-7 and 1.1e-5) but not its success (48 of 1,000 scripted steps differed).
+All 50 of Meta-World's v3 tasks run on this backend (MT10 and the 40 here). stick-push-v3's
+success needs the gripper's pads pressing on the stick (``touching_main_object``: contact forces
+from ``data.contact``/``efc_force``): its ``Task.touch_geom`` makes the host compute that test
+after each step (:func:`envs.metaworld.native.touching_object`), read as ``Frame.touching``.
 
 Where a reward reads a value the backend does not carry, it is rebuilt from ones it does, as the
 reset computes it (handle-press's handle start, lever-pull's lever start, dial-turn's push point,
@@ -1547,6 +1546,76 @@ _register(Task(
     goal_low=(0.35, 0.45, 0.0199), goal_high=(0.45, 0.55, 0.0201), min_obj_goal_xy=0.1,
     hand_low=(-0.5, 0.35, 0.05), reset=_stick_pull_reset, objects=_stick_objects,
     reward=_stick_pull_reward, names=dict(bodies=("stick",), sites=("insertion", "stick_end")),
+))
+
+
+
+# --------------------------------------------------------------------------- stick-push
+
+
+def _stick_push_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
+    # The stick's body, then the thermos's insertion site moved 0.09 in y (its quaternion slot left zero).
+    return _pad14(xpos[ids["stick"]], _quat_scipy_from_xquat(xquat[ids["stick"]]),
+                  ids["_site_xpos"][ids["insertion"]] + jnp.array([0.0, 0.09, 0.0]))
+
+
+def _stick_push_reset(rand, qpos, qvel, base):
+    # The stick at the vector's x, y (z 0.02), the goal at the vector's goal x, y (the native reset
+    # sets its z to the insertion site's height); the thermos's joints at zero, ``obj_init_pos``
+    # its body there.
+    stick = jnp.stack([rand[0], rand[1], jnp.float32(0.02)])
+    target = jnp.stack([rand[3], rand[4], rand[5]])
+    qpos, qvel = qpos.at[9:12].set(stick), qvel.at[9:15].set(0.0)
+    return qpos, qvel, dict(stick_init_pos=stick, target_pos=target, obj_init_pos=jnp.array([0.2, 0.6, 0.0]))
+
+
+def _stick_push_reward(f: Frame):
+    """``SawyerStickPushEnvV3.compute_reward`` (v2) and its success: the thermos (``obs[11:14]``)
+    within 0.12 of the target while the stick is grasped, i.e. both pads push on the stick
+    (``touching_main_object``: ``Frame.touching``, on ``objGeom``), the gripper is open in the
+    observation's sense (``obs[3] > 0``) and the stick is 0.01 above its start.
+
+    The reward's stick point is 0.015 ahead of the stick's body in x. Before the lift (hand within
+    0.02 of that point, stick 0.01 up) the reward is the caging term (margins from the stick's
+    start); after it, 2 + 5 x the stick nearing the target + 3 x the thermos nearing it (margins
+    less the 0.12 radius), and 10 once the thermos is within 0.12.
+    """
+    p = f.params
+    radius = 0.12
+    tcp_opened = f.obs[3]
+    stick = _obj_pos(f.obs) + jnp.array([0.015, 0.0, 0.0])
+    container = f.obs[11:14]
+    target = p["target_pos"]
+    stick_init = p["stick_init_pos"]
+    tcp_to_stick = jnp.linalg.norm(stick - f.tcp)
+    stick_in_place = ru.tolerance(
+        jnp.linalg.norm(stick - target), bounds=(0, radius), margin=jnp.linalg.norm(stick_init - target) - radius,
+        sigmoid="long_tail")
+    container_to_target = jnp.linalg.norm(container - target)
+    container_in_place = ru.tolerance(
+        container_to_target, bounds=(0, radius), margin=jnp.linalg.norm(p["obj_init_pos"] - target) - radius,
+        sigmoid="long_tail")
+    object_grasped = ru.gripper_caging_reward(
+        f.action, stick, obj_radius=0.04, pad_success_thresh=0.05, object_reach_radius=0.01, xz_thresh=0.01,
+        high_density=True, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
+        obj_init_pos=stick_init, init_tcp=p["init_tcp"],
+    )
+    lifted = (tcp_to_stick < 0.02) & (tcp_opened > 0) & (stick[2] - 0.01 > stick_init[2])
+    reward = jnp.where(lifted, 2.0 + 5.0 * stick_in_place + 3.0 * container_in_place, object_grasped)
+    reward = jnp.where(lifted & (container_to_target <= radius), 10.0, reward)
+    object_grasped = jnp.where(lifted, 1.0, object_grasped)
+    grasp_success = (f.touching > 0) & (tcp_opened > 0) & (_obj_pos(f.obs)[2] - 0.01 > stick_init[2])
+    success = (grasp_success & (container_to_target <= radius)).astype(jnp.float32)
+    return reward, success, dict(grasp_reward=object_grasped, in_place=stick_in_place,
+                                 obj_to_target=container_to_target, tcp_to_obj=tcp_to_stick)
+
+
+_register(Task(
+    name="stick-push-v3", xml="sawyer_stick_obj.xml", colliders=_NO_COLLIDERS, hand_init_pos=(0, 0.6, 0.2),
+    rand_low=(-0.08, 0.58, 0.0, 0.399, 0.55, 0.1319), rand_high=(-0.03, 0.62, 0.001, 0.401, 0.6, 0.1321),
+    goal_low=(0.399, 0.55, 0.1319), goal_high=(0.401, 0.6, 0.1321), min_obj_goal_xy=0.1,
+    reset=_stick_push_reset, objects=_stick_push_objects, reward=_stick_push_reward,
+    names=dict(bodies=("stick",), sites=("insertion",)), touch_geom="objGeom",
 ))
 
 

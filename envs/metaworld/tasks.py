@@ -37,6 +37,8 @@ class Frame:
       qpos: joint positions.
       site_xpos: all site positions ``[nsite, 3]``.
       params: the episode's task parameters (``target_pos``, ``obj_init_pos``, ``init_tcp``, ...).
+      touching: 1.0 where both gripper pads push on the task's ``touch_geom`` (Meta-World's
+        ``touching_object``), else 0.0; None for tasks without a touch geom.
     """
 
     obs: jax.Array
@@ -47,6 +49,7 @@ class Frame:
     qpos: jax.Array
     site_xpos: jax.Array
     params: dict
+    touching: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +75,8 @@ class Task:
       names: body/site/geom/joint names the functions need, resolved to ids on the host.
       reset_obs_object_offset: added to the first object position in the reset observation only,
         where Meta-World reads that observation before a joint it sets takes effect.
+      touch_geom: geom whose contact with both gripper pads the reward reads (``Frame.touching``;
+        the C-engine backend computes it on the host). None: the reward reads no contact.
     """
 
     name: str
@@ -92,6 +97,7 @@ class Task:
     hand_low: tuple[float, float, float] = HAND_LOW
     hand_high: tuple[float, float, float] = HAND_HIGH
     reset_obs_object_offset: tuple[float, float, float] | None = None
+    touch_geom: str | None = None
 
 
 def _pad14(*parts):
