@@ -952,21 +952,27 @@ def _sweep_reset(rand, qpos, qvel, base):
     return qpos, qvel, dict(obj_init_pos=rand, target_pos=jnp.stack([jnp.float32(0.5), rand[1], jnp.float32(0.01)]))
 
 
-def _sweep_reward(f: Frame):
-    """``SawyerSweepEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.05``)."""
+def _sweep_terms(f: Frame, target, grip_margin: float, x_z_success_margin: float):
+    """The reward of the two sweep tasks (``SawyerSweepEnvV3`` / ``SawyerSweepIntoGoalEnvV3``,
+    v2) toward ``target``, and their success (``obj_to_target <= 0.05``)."""
     p = f.params
     obj = _obj_pos(f.obs)
-    target = p["target_pos"]
     obj_to_target = jnp.linalg.norm(obj - target)
     tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
     in_place_margin = jnp.linalg.norm(p["obj_init_pos"] - target)
     in_place = ru.tolerance(obj_to_target, bounds=(0, 0.05), margin=in_place_margin, sigmoid="long_tail")
-    object_grasped = _y_gripping_caging(f, obj, obj_radius=0.02, grip_margin=0.01, x_z_success_margin=0.005)
+    object_grasped = _y_gripping_caging(f, obj, obj_radius=0.02, grip_margin=grip_margin,
+                                        x_z_success_margin=x_z_success_margin)
     reward = 2 * object_grasped + 6 * ru.hamacher_product(object_grasped, in_place)
     reward = jnp.where(obj_to_target < 0.05, 10.0, reward)
     success = (obj_to_target <= 0.05).astype(jnp.float32)
     return reward, success, dict(grasp_reward=object_grasped, in_place=in_place, obj_to_target=obj_to_target,
                                  tcp_to_obj=tcp_to_obj)
+
+
+def _sweep_reward(f: Frame):
+    """``SawyerSweepEnvV3.compute_reward`` (v2) and its success."""
+    return _sweep_terms(f, f.params["target_pos"], grip_margin=0.01, x_z_success_margin=0.005)
 
 
 _register(Task(
@@ -1438,21 +1444,10 @@ def _sweep_into_reset(rand, qpos, qvel, base):
 
 
 def _sweep_into_reward(f: Frame):
-    """``SawyerSweepIntoGoalEnvV3.compute_reward`` (v2) and its success (``obj_to_target <= 0.05``),
-    distances to the hole taken at the puck's own height."""
-    p = f.params
-    obj = _obj_pos(f.obs)
-    target = p["target_pos"].at[2].set(obj[2])
-    obj_to_target = jnp.linalg.norm(obj - target)
-    tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    in_place_margin = jnp.linalg.norm(p["obj_init_pos"] - target)
-    in_place = ru.tolerance(obj_to_target, bounds=(0, 0.05), margin=in_place_margin, sigmoid="long_tail")
-    object_grasped = _y_gripping_caging(f, obj, obj_radius=0.02, grip_margin=0.005, x_z_success_margin=0.01)
-    reward = 2 * object_grasped + 6 * ru.hamacher_product(object_grasped, in_place)
-    reward = jnp.where(obj_to_target < 0.05, 10.0, reward)
-    success = (obj_to_target <= 0.05).astype(jnp.float32)
-    return reward, success, dict(grasp_reward=object_grasped, in_place=in_place, obj_to_target=obj_to_target,
-                                 tcp_to_obj=tcp_to_obj)
+    """``SawyerSweepIntoGoalEnvV3.compute_reward`` (v2) and its success, distances to the hole
+    taken at the puck's own height."""
+    target = f.params["target_pos"].at[2].set(_obj_pos(f.obs)[2])
+    return _sweep_terms(f, target, grip_margin=0.005, x_z_success_margin=0.01)
 
 
 _register(Task(
