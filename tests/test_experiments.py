@@ -48,7 +48,7 @@ def pipeline_run(tmp_path_factory):
 
 def test_pipeline_writes_table_plot_and_checkpoints(pipeline_run):
     cfg, result = pipeline_run
-    assert os.path.exists(result["table"]) and os.path.exists(result["plot"])
+    assert os.path.exists(result["table"]) and os.path.exists(result["plot"]) and os.path.exists(result["distillation"])
     with open(result["json"]) as f:
         data = json.load(f)
     methods = {r["method"] for r in data["rows"]}

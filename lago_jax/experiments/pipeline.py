@@ -42,7 +42,7 @@ from typing import Any
 from lago_jax.experiments.config import (OUTPUT_ONLY, PRIOR_KINDS, VARIANT_LABEL, VARIANT_PRIOR, VARIANTS,  # noqa: F401
                                          ExperimentConfig, Suite)
 from lago_jax.experiments.report import (CURVE_KEYS, curve_figure, mean_band, mean_ci95, plot_curves,  # noqa: F401
-                                         seed_curve, summarize, write_table)
+                                         plot_distillation, seed_curve, summarize, write_table)
 from lago_jax.experiments.stages import (CONVERTED_CACHE_DIR, _read_json, _write_json, build_prior,  # noqa: F401
                                          demos_stage, distill_stage, eval_stage, load_backbone, log, make_task_env,
                                          member_results, train_stage)
@@ -144,18 +144,22 @@ def run_pipeline(cfg: ExperimentConfig, suite: Suite) -> dict:
         md_path, json_path = write_table(cfg, suite, all_rows, extra, sections)
         # No PPO arm (--variants given no names): no learning curves to draw.
         png = plot_curves(cfg, suite, all_rows) if cfg.variants else None
+        distill_png = plot_distillation(cfg.out_dir, extra["priors"])
         log(f"results table: {md_path}")
         log(f"results JSON:  {json_path}")
         if png:
             log(f"learning curves: {png}")
+        if distill_png:
+            log(f"distillation curves: {distill_png}")
         with open(md_path) as f:
             print(f.read())
     else:
         md_path, json_path, png = (os.path.join(cfg.out_dir, name) for name in
                                    ("results.md", "results.json", "learning_curves.png"))
         png = png if cfg.variants else None
+        distill_png = os.path.join(cfg.out_dir, "distillation.png") if extra["priors"] else None
     parallel.barrier("lago_jax.experiments: results written")
-    return {"rows": all_rows, "table": md_path, "json": json_path, "plot": png}
+    return {"rows": all_rows, "table": md_path, "json": json_path, "plot": png, "distillation": distill_png}
 
 
 _LOCKS: dict[str, Any] = {}

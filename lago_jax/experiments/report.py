@@ -289,3 +289,50 @@ def curve_figure(cfg: ExperimentConfig, rows: Sequence[dict] = ()):
                  f"{cfg.num_updates} updates); seeds {list(cfg.seeds)}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_distillation(out_dir: str, records: dict[str, dict]) -> str | None:
+    """``distillation.png``: per task, each prior's validation NLL (solid, the chosen best step
+    marked) and training NLL (dashed) against distillation steps, from the records the
+    distillation stage keeps (``{"<task>/<kind>": record}``, each with ``val_nll`` / ``train_nll``
+    as ``[(step, value)]``). None when no record has a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks: dict[str, dict[str, dict]] = {}
+    for key, rec in records.items():
+        task, kind = key.rsplit("/", 1)
+        if rec.get("val_nll") or rec.get("train_nll"):
+            tasks.setdefault(task, {})[kind] = rec
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (task, kinds) in zip(axes[0], tasks.items()):
+        for i, (kind, rec) in enumerate(kinds.items()):
+            color = colors[i % len(colors)]
+            label = f"{kind} ({rec.get('backbone', kind)})"
+            if rec.get("val_nll"):
+                steps, vals = zip(*rec["val_nll"])
+                ax.plot(steps, vals, color=color, label=f"{label}: validation")
+                best = rec.get("best_step")
+                if best in steps:
+                    ax.plot([best], [vals[steps.index(best)]], "o", color=color)
+            if rec.get("train_nll"):
+                steps, vals = zip(*rec["train_nll"])
+                ax.plot(steps, vals, color=color, linestyle="--", linewidth=0.9, label=f"{label}: training")
+        baseline = next((r["baseline_nll"] for r in kinds.values() if r.get("baseline_nll") is not None), None)
+        if baseline is not None:
+            ax.axhline(baseline, color="k", linestyle=":", linewidth=1.0, label="untrained head")
+        ax.set_title(f"{task}: distillation (dot: best step, kept)")
+        ax.set_xlabel("distillation step")
+        ax.set_ylabel("NLL of the expert's action")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "distillation.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
