@@ -741,30 +741,38 @@ _register(dataclasses.replace(
 ))
 
 
-def _handle_pull_reward(f: Frame):
-    """``SawyerHandlePullEnvV3.compute_reward`` (v2) and its success (``|target z - handle z| <= 0.05``)."""
+def _handle_pull_terms(f: Frame, target_to_obj, target_to_obj_init, pad_success_thresh: float, obj_radius: float,
+                       lift_height, success_radius: float):
+    """The reward the two handle-pull tasks share (v2): caging the handle, then lifting it
+    (``lift_height`` above the start's z counts as lifted) toward the target; success within
+    ``success_radius``."""
     p = f.params
     radius = 0.05
     obj = _obj_pos(f.obs)
-    target = p["target_pos"]
-    target_to_obj = jnp.abs(target[2] - obj[2])
-    target_to_obj_init = jnp.abs(target[2] - p["obj_init_pos"][2])
     in_place = ru.tolerance(target_to_obj, bounds=(0, radius), margin=target_to_obj_init, sigmoid="long_tail")
     object_grasped = ru.gripper_caging_reward(
-        f.action, obj, pad_success_thresh=0.05, obj_radius=0.022, object_reach_radius=0.01, xz_thresh=0.01,
-        high_density=True, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
+        f.action, obj, pad_success_thresh=pad_success_thresh, obj_radius=obj_radius, object_reach_radius=0.01,
+        xz_thresh=0.01, high_density=True, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
         obj_init_pos=p["obj_init_pos"], init_tcp=p["init_tcp"],
     )
     reward = ru.hamacher_product(object_grasped, in_place)
     tcp_opened = f.obs[3]
     tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    # Meta-World compares the handle's y with the initial z here, as written.
-    lifted = (tcp_to_obj < 0.035) & (tcp_opened > 0) & (obj[1] - 0.01 > p["obj_init_pos"][2])
+    lifted = (tcp_to_obj < 0.035) & (tcp_opened > 0) & (lift_height - 0.01 > p["obj_init_pos"][2])
     reward = jnp.where(lifted, reward + 1.0 + 5.0 * in_place, reward)
     reward = jnp.where(target_to_obj < radius, 10.0, reward)
-    success = (target_to_obj <= radius).astype(jnp.float32)
+    success = (target_to_obj <= success_radius).astype(jnp.float32)
     return reward, success, dict(grasp_reward=object_grasped, in_place=in_place, obj_to_target=target_to_obj,
                                  tcp_to_obj=tcp_to_obj)
+
+
+def _handle_pull_reward(f: Frame):
+    """``SawyerHandlePullEnvV3.compute_reward`` (v2) and its success (``|target z - handle z| <= 0.05``)."""
+    p, obj = f.params, _obj_pos(f.obs)
+    target = p["target_pos"]
+    # Meta-World compares the handle's y with the initial z here, as written.
+    return _handle_pull_terms(f, jnp.abs(target[2] - obj[2]), jnp.abs(target[2] - p["obj_init_pos"][2]),
+                              pad_success_thresh=0.05, obj_radius=0.022, lift_height=obj[1], success_radius=0.05)
 
 
 _register(dataclasses.replace(
@@ -776,27 +784,10 @@ _register(dataclasses.replace(
 def _handle_pull_side_reward(f: Frame):
     """``SawyerHandlePullSideEnvV3.compute_reward`` (v2) and its success (``||handle - target|| <= 0.08``);
     ``obj_init_pos`` is the handle's centre after the reset."""
-    p = f.params
-    radius = 0.05
-    obj = _obj_pos(f.obs)
+    p, obj = f.params, _obj_pos(f.obs)
     target = p["target_pos"]
-    target_to_obj = jnp.linalg.norm(obj - target)
-    target_to_obj_init = jnp.linalg.norm(p["obj_init_pos"] - target)
-    in_place = ru.tolerance(target_to_obj, bounds=(0, radius), margin=target_to_obj_init, sigmoid="long_tail")
-    object_grasped = ru.gripper_caging_reward(
-        f.action, obj, pad_success_thresh=0.06, obj_radius=0.032, object_reach_radius=0.01, xz_thresh=0.01,
-        high_density=True, left_pad=f.left_pad, right_pad=f.right_pad, tcp=f.tcp,
-        obj_init_pos=p["obj_init_pos"], init_tcp=p["init_tcp"],
-    )
-    reward = ru.hamacher_product(object_grasped, in_place)
-    tcp_opened = f.obs[3]
-    tcp_to_obj = jnp.linalg.norm(obj - f.tcp)
-    lifted = (tcp_to_obj < 0.035) & (tcp_opened > 0) & (obj[2] - 0.01 > p["obj_init_pos"][2])
-    reward = jnp.where(lifted, reward + 1.0 + 5.0 * in_place, reward)
-    reward = jnp.where(target_to_obj < radius, 10.0, reward)
-    success = (target_to_obj <= 0.08).astype(jnp.float32)
-    return reward, success, dict(grasp_reward=object_grasped, in_place=in_place, obj_to_target=target_to_obj,
-                                 tcp_to_obj=tcp_to_obj)
+    return _handle_pull_terms(f, jnp.linalg.norm(obj - target), jnp.linalg.norm(p["obj_init_pos"] - target),
+                              pad_success_thresh=0.06, obj_radius=0.032, lift_height=obj[2], success_radius=0.08)
 
 
 _register(dataclasses.replace(
