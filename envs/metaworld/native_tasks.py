@@ -904,8 +904,15 @@ def _obj_geom_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
     return _pad14(geom_xpos[ids["objGeom"]], ru.quat_from_matrix_scipy(geom_xmat[ids["objGeom"]]))
 
 
-def _obj_body_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
-    return _pad14(xpos[ids["obj"]], xquat[ids["obj"]])
+def _body_objects(body: str):
+    """The observed object: ``body``'s position and quaternion."""
+    def objects(xpos, xquat, geom_xpos, geom_xmat, ids):
+        return _pad14(xpos[ids[body]], xquat[ids[body]])
+
+    return objects
+
+
+_obj_body_objects = _body_objects("obj")
 
 
 def _push_back_reward(f: Frame):
@@ -1123,10 +1130,6 @@ _register(Task(
 # --------------------------------------------------------------------------- box-close
 
 
-def _box_close_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
-    return _pad14(xpos[ids["top_link"]], xquat[ids["top_link"]])
-
-
 def _box_close_reset(rand, qpos, qvel, base):
     obj = jnp.stack([rand[0], rand[1], jnp.float32(0.02)])
     qpos, qvel = qpos.at[9:12].set(obj), qvel.at[9:15].set(0.0)
@@ -1168,15 +1171,12 @@ _register(Task(
     name="box-close-v3", xml="sawyer_box.xml", colliders=_NO_COLLIDERS, hand_init_pos=(0, 0.6, 0.2),
     rand_low=(-0.05, 0.5, 0.02, -0.1, 0.7, 0.133), rand_high=(0.05, 0.55, 0.02, 0.1, 0.8, 0.133),
     goal_low=(-0.1, 0.7, 0.133), goal_high=(0.1, 0.8, 0.133), min_obj_goal_xy=0.25, fixture_body="boxbody",
-    reset=_box_close_reset, objects=_box_close_objects, reward=_box_close_reward, names=dict(bodies=("top_link",)),
+    reset=_box_close_reset, objects=_body_objects("top_link"), reward=_box_close_reward,
+    names=dict(bodies=("top_link",)),
 ))
 
 
 # --------------------------------------------------------------------------- basketball
-
-
-def _basketball_objects(xpos, xquat, geom_xpos, geom_xmat, ids):
-    return _pad14(xpos[ids["bsktball"]], xquat[ids["bsktball"]])
 
 
 def _basketball_reset(rand, qpos, qvel, base):
@@ -1220,7 +1220,8 @@ _register(Task(
     name="basketball-v3", xml="sawyer_basketball.xml", colliders=_NO_COLLIDERS, hand_init_pos=(0, 0.6, 0.2),
     rand_low=(-0.1, 0.6, 0.0299, -0.1, 0.85, 0.0), rand_high=(0.1, 0.7, 0.0301, 0.1, 0.9 + 1e-7, 0.0),
     goal_low=(-0.1, 0.85 - 0.083, 0.2499), goal_high=(0.1, 0.9 + 1e-7 - 0.083, 0.2501), min_obj_goal_xy=0.15,
-    fixture_body="basket_goal", reset=_basketball_reset, post_reset=_site_post("goal"), objects=_basketball_objects,
+    fixture_body="basket_goal", reset=_basketball_reset, post_reset=_site_post("goal"),
+    objects=_body_objects("bsktball"),
     reward=_basketball_reward, names=dict(bodies=("bsktball",), sites=("goal",)),
 ))
 
